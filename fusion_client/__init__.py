@@ -1,0 +1,1 @@
+"""Fusion client: a pure-Python FUSE mount of S3 (see its own issue)."""
