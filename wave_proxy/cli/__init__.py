@@ -23,7 +23,8 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from wave_proxy.cli import serve  # noqa: PLC0415  (subcommands import heavier modules)
+    # Imported here: subcommand modules import CliError from this package.
+    from wave_proxy.cli import serve
 
     parser = argparse.ArgumentParser(prog="wavectl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"wavectl {__version__}")
