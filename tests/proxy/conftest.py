@@ -1,4 +1,4 @@
-"""Session-scoped real peers for the proxy tests: upstream registries in each auth mode.
+"""Session-scoped real peers for the proxy tests: upstream registries in each auth mode, seeded.
 
 The factories live in tests/support (so bench/ can use them too); this file only scopes them.
 """
@@ -6,10 +6,23 @@ The factories live in tests/support (so bench/ can use them too); this file only
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.support.images import (
+    ImageSpec,
+    Layer,
+    PushedImage,
+    Pusher,
+    Shapes,
+    seed_shapes,
+    tar_layer,
+    write_marker_layer,
+)
 from tests.support.registry import Registry, registry_running
+
+PRIVATE_REPOSITORY = "private/tool"
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +44,33 @@ def token_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
     """A docker-registry in token mode with its test issuer (`.issuer`); see support.registry."""
     with registry_running(tmp_path_factory.mktemp("upstream-token"), "token") as registry:
         yield registry
+
+
+@pytest.fixture(scope="session")
+def shapes(upstream: Registry) -> Shapes:
+    """Every image shape, pushed to the open `upstream` (busybox as library/busybox:1)."""
+    return seed_shapes(upstream)
+
+
+def _push_private(registry: Registry) -> PushedImage:
+    layer = tar_layer({"opt/private/secret.txt": f"private in {registry.mode}\n".encode()})
+    return Pusher(registry).image(PRIVATE_REPOSITORY, "1", ImageSpec((layer,), {"Cmd": ["sh"]}))
+
+
+@pytest.fixture(scope="session")
+def htpasswd_image(htpasswd_upstream: Registry) -> PushedImage:
+    """private/tool:1 in the htpasswd registry."""
+    return _push_private(htpasswd_upstream)
+
+
+@pytest.fixture(scope="session")
+def token_image(token_upstream: Registry) -> PushedImage:
+    """private/tool:1 in the token-auth registry."""
+    return _push_private(token_upstream)
+
+
+@pytest.fixture(scope="session")
+def marker_layer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Layer]:
+    """The .tar.gz tests pass to `--layer`: it adds /etc/wave-proxy-test (see support.images)."""
+    path = tmp_path_factory.mktemp("layers") / "marker.tar.gz"
+    return path, write_marker_layer(path)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
+import pytest
 import requests
 
+from tests.support import need_binary
+from tests.support.images import SHAPE_NAMES, PushedImage, Shapes
 from tests.support.registry import TOKEN_SERVICE, Registry
 
 
@@ -74,3 +80,41 @@ def test_anonymous_token_grants_no_access(token_upstream: Registry) -> None:
         timeout=5,
     )
     assert denied.status_code == 401
+
+
+@pytest.mark.parametrize("shape", SHAPE_NAMES)
+def test_seeded_shape_is_a_valid_image_for_skopeo(
+    shape: str, shapes: Shapes, upstream: Registry, tmp_path: Path
+) -> None:
+    image = shapes.named(shape)
+    copy = subprocess.run(
+        [
+            need_binary("skopeo"),
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            f"docker://{upstream.host}/{image.reference}",
+            f"oci:{tmp_path}/out",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert copy.returncode == 0, copy.stderr
+
+
+def test_private_images_are_pullable_with_credentials_only(
+    htpasswd_upstream: Registry,
+    htpasswd_image: PushedImage,
+    token_upstream: Registry,
+    token_image: PushedImage,
+) -> None:
+    for registry, image in ((htpasswd_upstream, htpasswd_image), (token_upstream, token_image)):
+        assert registry.credentials
+        creds = f"{registry.credentials.username}:{registry.credentials.password}"
+        url = f"docker://{registry.host}/{image.reference}"
+        inspect = [need_binary("skopeo"), "inspect", "--raw", "--tls-verify=false"]
+        anonymous = subprocess.run([*inspect, url], capture_output=True)
+        assert anonymous.returncode != 0
+        authorised = subprocess.run([*inspect, "--creds", creds, url], capture_output=True)
+        assert authorised.returncode == 0, authorised.stderr
+        assert authorised.stdout == image.manifest
