@@ -1,0 +1,35 @@
+"""The FUSE kernel protocol over /dev/fuse, in pure Python (no libfuse).
+
+A file system implements `Operations` (ops.py); the protocol layer here decodes kernel requests,
+dispatches them and writes replies. It knows nothing about S3.
+"""
+
+from fusion_client.fuse.ops import (
+    ROOT_INO,
+    Attr,
+    ConnInfo,
+    Context,
+    DirEntry,
+    Entry,
+    FuseError,
+    Open,
+    Operations,
+    ReadReply,
+    SetAttr,
+    StatFs,
+)
+
+__all__ = [
+    "ROOT_INO",
+    "Attr",
+    "ConnInfo",
+    "Context",
+    "DirEntry",
+    "Entry",
+    "FuseError",
+    "Open",
+    "Operations",
+    "ReadReply",
+    "SetAttr",
+    "StatFs",
+]
