@@ -1,0 +1,89 @@
+"""`wavectl serve` as a real subprocess on a loopback port, restartable on the same data dir.
+
+The port and data dir stay fixed across `restart()`, so a client that learned a digest before
+the restart can ask for it again afterwards (what the ECS agent does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import requests
+
+from tests.support import Service, free_port, wait_until
+from tests.support.registry import Registry
+
+WAVECTL = Path(sys.executable).with_name("wavectl")
+
+
+def upstream_args(registries: Mapping[str, Registry], with_credentials: bool = True) -> list[str]:
+    """`--registry NAME=URL` per registry, plus `--registry-auth` for those that need it."""
+    args: list[str] = []
+    for name, registry in registries.items():
+        args += ["--registry", f"{name}={registry.url}"]
+        if with_credentials and registry.credentials:
+            creds = registry.credentials
+            args += ["--registry-auth", f"{name}={creds.username}:{creds.password}"]
+    return args
+
+
+class Proxy:
+    """One `wavectl serve` process; `args` come after `serve --listen .. --data-dir ..`."""
+
+    def __init__(self, workdir: Path, args: Sequence[str], data_dir: Path | None = None) -> None:
+        self.workdir = workdir
+        self.args = list(args)
+        self.data_dir = data_dir or workdir / "data"
+        self.port = free_port()
+        self.service: Service | None = None
+        self.starts = 0
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def start(self) -> None:
+        argv = [str(WAVECTL), "serve", "--listen", self.host, "--data-dir", str(self.data_dir)]
+        self.starts += 1
+        self.service = Service(f"wavectl-{self.port}-{self.starts}", argv + self.args, self.workdir)
+        try:
+            self.service.wait_port(self.port)
+            wait_until(
+                lambda: requests.get(f"{self.url}/v2/", timeout=2).status_code == 200,
+                timeout=30,
+                what=f"wavectl serve to answer {self.url}/v2/",
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.service:
+            self.service.stop()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return self.service.log() if self.service else ""
+
+
+@contextlib.contextmanager
+def proxy_running(
+    workdir: Path, args: Sequence[str], data_dir: Path | None = None
+) -> Iterator[Proxy]:
+    proxy = Proxy(workdir, args, data_dir)
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
