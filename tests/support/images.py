@@ -10,6 +10,7 @@ re-serialises an upstream manifest instead of keeping its exact bytes is caught 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -41,6 +42,9 @@ CREATED = "2024-01-01T00:00:00Z"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # A config field no spec defines: the proxy must keep it byte for byte.
 UNKNOWN_CONFIG_FIELD = "x-wave-proxy-test"
+
+# What shapes.entrypoint_and_cmd prints when run as is: Entrypoint, Cmd and WorkingDir all count.
+IMAGE_COMMAND_OUTPUT = "image command ran in /opt"
 
 MARKER_PATH = "etc/wave-proxy-test"
 MARKER_TEXT = "appended by wave-proxy\n"
@@ -324,6 +328,7 @@ def _content_layer(name: str, architecture: str = "amd64") -> Layer:
     return tar_layer({f"opt/{name}/{architecture}.txt": f"{name} for {architecture}\n".encode()})
 
 
+@functools.cache
 def busybox_layer(binary: str = "/bin/busybox") -> Layer:
     """A runnable rootfs: the static busybox plus a symlink per applet, like the real image."""
     path = shutil.which(binary) or binary
@@ -393,8 +398,13 @@ def seed_shapes(registry: Registry) -> Shapes:
             "shapes/entrypointcmd",
             "1",
             ImageSpec(
-                (_content_layer("both"),),
-                {"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo hello"], "WorkingDir": "/opt"},
+                (busybox_layer(), _content_layer("both")),
+                {
+                    "Env": [PATH_ENV],
+                    "Entrypoint": ["/bin/sh", "-c"],
+                    "Cmd": ["echo image command ran in $(pwd)"],
+                    "WorkingDir": "/opt",
+                },
             ),
         ),
         busybox=push_busybox(pusher),
