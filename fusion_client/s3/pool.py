@@ -1,0 +1,105 @@
+"""Keep-alive HTTP connection pools, one per endpoint (scheme, host, port).
+
+Bounded: at most `max_connections` connections per endpoint exist at once (callers beyond that
+wait), and idle ones are reused most-recently-used first and dropped after IDLE_TIMEOUT, before
+S3 would close them under us. A connection that saw any error is closed, never pooled.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import threading
+import time
+
+from .config import Endpoint
+
+IDLE_TIMEOUT = 20.0
+
+
+class ConnectionPool:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        max_connections: int,
+        timeout: float,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self.endpoint = endpoint
+        self._timeout = timeout
+        self._ssl = ssl_context
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._idle: list[tuple[http.client.HTTPConnection, float]] = []
+        self._lock = threading.Lock()
+
+    def acquire(self) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection and whether it is reused (reused ones may have been closed by the peer
+        since; the caller retries such a failure at once on a fresh connection)."""
+        self._slots.acquire()
+        try:
+            now = time.monotonic()
+            with self._lock:
+                while self._idle:
+                    conn, since = self._idle.pop()
+                    if now - since < IDLE_TIMEOUT:
+                        return conn, True
+                    conn.close()
+            return self._connect(), False
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, conn: http.client.HTTPConnection, *, reusable: bool) -> None:
+        try:
+            if reusable and conn.sock is not None:
+                with self._lock:
+                    self._idle.append((conn, time.monotonic()))
+            else:
+                conn.close()
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            conn.close()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        ep = self.endpoint
+        if ep.scheme == "https":
+            return http.client.HTTPSConnection(
+                ep.host, ep.port, timeout=self._timeout, context=self._ssl
+            )
+        return http.client.HTTPConnection(ep.host, ep.port, timeout=self._timeout)
+
+
+class PoolManager:
+    def __init__(self, *, max_connections: int, timeout: float, ca_bundle: str | None) -> None:
+        self._max = max_connections
+        self._timeout = timeout
+        self._ssl = ssl.create_default_context(cafile=ca_bundle)
+        self._pools: dict[Endpoint, ConnectionPool] = {}
+        self._lock = threading.Lock()
+
+    def pool(self, endpoint: Endpoint) -> ConnectionPool:
+        pool = self._pools.get(endpoint)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(endpoint)
+                if pool is None:
+                    pool = ConnectionPool(
+                        endpoint,
+                        max_connections=self._max,
+                        timeout=self._timeout,
+                        ssl_context=self._ssl,
+                    )
+                    self._pools[endpoint] = pool
+        return pool
+
+    def close(self) -> None:
+        with self._lock:
+            pools = list(self._pools.values())
+        for pool in pools:
+            pool.close()
