@@ -1,0 +1,109 @@
+"""Build the aiohttp application: open the stores, ingest the layers, connect upstreams."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from wave_proxy.augment import IMMUTABLE_KEYS, Augmenter
+from wave_proxy.config import Settings
+from wave_proxy.image.layer import LayerDescriptor
+from wave_proxy.server import handlers
+from wave_proxy.server.errors import RegistryError
+from wave_proxy.server.failures import registry_error
+from wave_proxy.store.blobs import BlobStore
+from wave_proxy.store.layers import ingest_layer
+from wave_proxy.store.memo import MemoizedStore
+from wave_proxy.store.sqlite import SqliteMetadataStore
+from wave_proxy.upstream.auth import Credentials, load_docker_config
+from wave_proxy.upstream.client import RetryPolicy
+from wave_proxy.upstream.registries import Registries
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BODY = 64 << 10  # pull-only: no request needs a body
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(settings: Settings, retry: RetryPolicy | None = None) -> web.Application:
+    app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[oci_errors])
+    app.cleanup_ctx.append(lambda app: _lifecycle(app, settings, retry))
+    app.on_response_prepare.append(_add_api_version)
+    app.router.add_route("*", "/v2", handlers.version)
+    app.router.add_route("*", "/v2/", handlers.version)
+    app.router.add_route("*", "/v2/{path:.+}", handlers.dispatch)
+    return app
+
+
+async def _lifecycle(
+    app: web.Application, settings: Settings, retry: RetryPolicy | None
+) -> AsyncIterator[None]:
+    data_dir = settings.data_dir
+    blobs = BlobStore(data_dir / "blobs")
+    layers = await asyncio.to_thread(_ingest_layers, settings, blobs)
+    credentials = resolve_credentials(settings)
+    store = MemoizedStore(
+        await SqliteMetadataStore.open(data_dir / "metadata.sqlite3"), IMMUTABLE_KEYS
+    )
+    session = aiohttp.ClientSession(
+        auto_decompress=False, connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60)
+    )
+    registries = Registries(settings.registries, session, credentials, retry)
+    app[handlers.BLOBS] = blobs
+    app[handlers.AUGMENTER] = Augmenter(store, registries, layers)
+    for layer in layers:
+        log.info(
+            "appending layer %s (%d bytes, platform %s)",
+            layer.digest,
+            layer.size,
+            layer.platform or "all",
+        )
+    try:
+        yield
+    finally:
+        await session.close()
+        await store.close()
+
+
+def _ingest_layers(settings: Settings, blobs: BlobStore) -> list[LayerDescriptor]:
+    return [ingest_layer(blobs, spec.path, spec.platform) for spec in settings.layers]
+
+
+def resolve_credentials(settings: Settings) -> Mapping[str, Credentials]:
+    """--registry-auth wins; docker config.json entries match a registry's name or URL host."""
+    found: dict[str, Credentials] = {}
+    if settings.docker_config is not None:
+        docker = load_docker_config(settings.docker_config)
+        for name, url in settings.registries.items():
+            creds = docker.get(name) or docker.get(urlsplit(url).netloc.lower())
+            if creds:
+                found[name] = creds
+    found.update(settings.registry_auth)
+    return found
+
+
+@web.middleware
+async def oci_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            return RegistryError(404, "NOT_FOUND", f"no such endpoint {request.path}").response()
+        raise
+    except Exception as exc:
+        error = registry_error(exc)
+        if error is None:
+            log.exception("failed %s %s", request.method, request.path)
+            error = RegistryError(500, "UNKNOWN", f"internal error: {exc.__class__.__name__}")
+        elif error.status >= 500:
+            log.warning("%s %s: %s", request.method, request.path, error.message)
+        return error.response()
+
+
+async def _add_api_version(_request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault(*handlers.API_VERSION)

@@ -1,0 +1,57 @@
+"""Translate domain failures into OCI error responses that say what to do."""
+
+from __future__ import annotations
+
+from wave_proxy.augment import NotAcceptable
+from wave_proxy.image.digest import DigestError
+from wave_proxy.image.mutate import ManifestError
+from wave_proxy.image.reference import InvalidName
+from wave_proxy.server.errors import RegistryError
+from wave_proxy.upstream.errors import (
+    UpstreamBadResponse,
+    UpstreamDenied,
+    UpstreamError,
+    UpstreamNotFound,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
+from wave_proxy.upstream.registries import UnknownRegistry
+
+
+def registry_error(exc: Exception) -> RegistryError | None:
+    """The OCI error for a known failure, None for a bug (reported as 500 UNKNOWN)."""
+    if isinstance(exc, RegistryError):
+        return exc
+    if isinstance(exc, DigestError):
+        return RegistryError(400, "DIGEST_INVALID", str(exc))
+    if isinstance(exc, InvalidName):
+        return RegistryError(400, "NAME_INVALID", str(exc))
+    if isinstance(exc, UnknownRegistry):
+        return RegistryError(404, "NAME_UNKNOWN", str(exc))
+    if isinstance(exc, NotAcceptable):
+        return RegistryError(404, "MANIFEST_UNKNOWN", str(exc))
+    if isinstance(exc, ManifestError):
+        return RegistryError(502, "MANIFEST_INVALID", f"upstream sent an unusable manifest: {exc}")
+    if isinstance(exc, UpstreamError):
+        return _upstream_error(exc)
+    return None
+
+
+def _upstream_error(exc: UpstreamError) -> RegistryError:
+    message = str(exc)
+    if isinstance(exc, UpstreamNotFound):
+        return RegistryError(404, exc.code, message)
+    if isinstance(exc, UpstreamRateLimited):
+        headers = {"Retry-After": exc.retry_after} if exc.retry_after else {}
+        return RegistryError(429, "TOOMANYREQUESTS", f"{message}; retry later", headers=headers)
+    if isinstance(exc, UpstreamDenied):
+        code = "DENIED" if exc.status == 403 else "UNAUTHORIZED"
+        return RegistryError(403, code, message)
+    if isinstance(exc, UpstreamUnavailable):
+        status = 504 if exc.timed_out else 503
+        return RegistryError(
+            status, "UNAVAILABLE", f"{message}; check that the upstream is reachable and retry"
+        )
+    if isinstance(exc, UpstreamBadResponse):
+        return RegistryError(502, "UNKNOWN", message)
+    return RegistryError(502, "UNKNOWN", message)

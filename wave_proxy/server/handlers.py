@@ -1,0 +1,179 @@
+"""Request handlers for `/v2/`, manifests and blobs (GET and HEAD answer alike)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from wave_proxy.augment import Augmenter
+from wave_proxy.image import mediatypes as mt
+from wave_proxy.image.digest import parse_digest
+from wave_proxy.image.reference import ImageName, route_name
+from wave_proxy.server.errors import RegistryError
+from wave_proxy.server.ranges import Unsatisfiable, parse_range
+from wave_proxy.store.blobs import BlobStore
+
+API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
+AUGMENTED_HEADER = "X-Wave-Proxy-Augmented"
+CHUNK = 256 << 10
+_PATH = re.compile(r"^(?P<name>.+)/(?P<kind>manifests|blobs)/(?P<reference>[^/]+)$")
+
+AUGMENTER = web.AppKey("augmenter", Augmenter)
+BLOBS = web.AppKey("blobs", BlobStore)
+
+
+async def version(request: web.Request) -> web.Response:
+    _check_method(request)
+    return web.json_response({})
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    _check_method(request)
+    match = _PATH.match(request.match_info["path"])
+    if not match:
+        raise RegistryError(
+            404, "UNSUPPORTED", "this proxy serves only /v2/<name>/manifests|blobs/<reference>"
+        )
+    name = route_name(match["name"], request.query.get("ns"))
+    if match["kind"] == "manifests":
+        return await manifest(request, name, match["reference"])
+    return await blob(request, name, match["reference"])
+
+
+def _check_method(request: web.Request) -> None:
+    if request.method not in ("GET", "HEAD"):
+        raise RegistryError(
+            405, "UNSUPPORTED", f"{request.method} is not supported: this proxy is pull-only"
+        )
+
+
+async def manifest(request: web.Request, name: ImageName, reference: str) -> web.Response:
+    accepted = mt.parse_accept(request.headers.getall("Accept", []))
+    served = await request.app[AUGMENTER].manifest(name, reference, accepted)
+    headers = {
+        "Docker-Content-Digest": served.digest,
+        "ETag": f'"{served.digest}"',
+        AUGMENTED_HEADER: "true" if served.augmented else "false",
+    }
+    if served.media_type in mt.SCHEMA1:
+        headers["Warning"] = '299 - "schema1 manifest served unchanged: not augmented"'
+    if _etag_matches(request, served.digest):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=served.body, content_type=served.media_type, headers=headers)
+
+
+def _etag_matches(request: web.Request, digest: str) -> bool:
+    wanted = request.headers.get("If-None-Match", "")
+    return any(tag.strip().strip('"') == digest for tag in wanted.split(",")) if wanted else False
+
+
+async def blob(request: web.Request, name: ImageName, digest: str) -> web.StreamResponse:
+    """Appended layers from the blob store, produced configs from the metadata store, the
+    rest streamed from upstream (or a redirect to where upstream keeps it)."""
+    parse_digest(digest)
+    blobs = request.app[BLOBS]
+    if (size := blobs.size(digest)) is not None:
+        path = blobs.path(digest)
+        return await _serve_local(
+            request, digest, size, "application/octet-stream", lambda a, n: _file_chunks(path, a, n)
+        )
+    document = await request.app[AUGMENTER].linked_document(name, digest)
+    if document is not None:
+        body = document.body
+        return await _serve_local(
+            request, digest, len(body), document.media_type, lambda a, n: _bytes_chunks(body, a, n)
+        )
+    return await _relay_upstream(request, name, digest)
+
+
+def _blob_headers(digest: str) -> dict[str, str]:
+    return {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Accept-Ranges": "bytes"}
+
+
+async def _serve_local(
+    request: web.Request,
+    digest: str,
+    size: int,
+    content_type: str,
+    read: Callable[[int, int], AsyncIterator[bytes]],
+) -> web.StreamResponse:
+    headers = _blob_headers(digest)
+    try:
+        spec = parse_range(request.headers.get("Range"))
+        byte_range = spec.resolve(size) if spec else None
+    except Unsatisfiable:
+        return _unsatisfiable(headers, f"bytes */{size}")
+    response = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
+    start, length = 0, size
+    if byte_range:
+        start, length = byte_range.start, byte_range.length
+        response.headers["Content-Range"] = byte_range.content_range(size)
+    response.content_type = content_type
+    response.content_length = length
+    await response.prepare(request)
+    if request.method == "GET":
+        async for chunk in read(start, length):
+            await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+def _unsatisfiable(headers: dict[str, str], content_range: str) -> web.Response:
+    return web.Response(status=416, headers={**headers, "Content-Range": content_range})
+
+
+async def _file_chunks(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
+    with path.open("rb") as f:
+        f.seek(start)
+        while length > 0:
+            chunk = await asyncio.to_thread(f.read, min(CHUNK * 4, length))
+            if not chunk:
+                raise OSError(f"blob {path.name} is shorter than recorded")
+            length -= len(chunk)
+            yield chunk
+
+
+async def _bytes_chunks(body: bytes, start: int, length: int) -> AsyncIterator[bytes]:
+    yield body[start : start + length]
+
+
+async def _relay_upstream(request: web.Request, name: ImageName, digest: str) -> web.StreamResponse:
+    client = request.app[AUGMENTER].registries.get(name.registry)
+    raw_range = request.headers.get("Range")
+    try:
+        spec = parse_range(raw_range)
+        forward = spec.header() if spec else None
+    except Unsatisfiable:
+        forward = raw_range  # upstream knows the size and answers 416 itself
+    upstream = await client.open_blob(request.method, name.repository, digest, forward)
+    if upstream.redirect is not None:
+        # Where upstream keeps the blob (a CDN): the client fetches it without our credentials.
+        redirect = web.Response(
+            status=307, headers={"Location": upstream.redirect, "Docker-Content-Digest": digest}
+        )
+        redirect.force_close()
+        return redirect
+    source = upstream.response
+    assert source is not None
+    try:
+        headers = _blob_headers(digest)
+        if source.status == 416:
+            return _unsatisfiable(headers, source.headers.get("Content-Range", "bytes */*"))
+        if content_range := source.headers.get("Content-Range"):
+            headers["Content-Range"] = content_range
+        response = web.StreamResponse(status=source.status, headers=headers)
+        response.content_type = source.headers.get("Content-Type", "application/octet-stream")
+        if source.content_length is not None:
+            response.content_length = source.content_length
+        await response.prepare(request)
+        if request.method == "GET":
+            async for chunk in source.content.iter_chunked(CHUNK):
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        upstream.release()

@@ -1,0 +1,1 @@
+"""The client for upstream registries: auth, retries, size limits and streaming blobs."""
