@@ -4,6 +4,7 @@ A file system implements `Operations` (ops.py); the protocol layer here decodes 
 dispatches them and writes replies. It knows nothing about S3.
 """
 
+from fusion_client.fuse.mount import MountError, MountOptions, mount
 from fusion_client.fuse.ops import (
     ROOT_INO,
     Attr,
@@ -18,6 +19,7 @@ from fusion_client.fuse.ops import (
     SetAttr,
     StatFs,
 )
+from fusion_client.fuse.session import FuseSession, SessionError
 
 __all__ = [
     "ROOT_INO",
@@ -27,9 +29,14 @@ __all__ = [
     "DirEntry",
     "Entry",
     "FuseError",
+    "FuseSession",
+    "MountError",
+    "MountOptions",
     "Open",
     "Operations",
     "ReadReply",
+    "SessionError",
     "SetAttr",
     "StatFs",
+    "mount",
 ]

@@ -1,0 +1,220 @@
+"""Mounting and unmounting: mount(2) through ctypes when privileged, else fusermount3.
+
+fusermount3 (setuid root, from the fuse3 package) mounts for unprivileged users and hands the
+/dev/fuse descriptor back over a unix socket named by _FUSE_COMMFD (SCM_RIGHTS), as libfuse does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import shutil
+import socket
+import stat
+import subprocess
+from dataclasses import dataclass
+
+from fusion_client.fuse import abi
+from fusion_client.fuse.ops import Operations
+from fusion_client.fuse.protocol import Protocol
+from fusion_client.fuse.session import FuseSession
+
+FUSERMOUNT = "fusermount3"
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MNT_DETACH = 2
+
+
+class MountError(Exception):
+    """Mounting or unmounting failed; str() is a one-line cause saying what to do about it."""
+
+
+@dataclass(slots=True)
+class MountOptions:
+    fsname: str = "fusion"  # the "device" column of /proc/mounts
+    subtype: str = "fusion"  # file system type shows as fuse.<subtype>
+    allow_other: bool = True  # other users (the container's user) may access the mount
+    default_permissions: bool = False  # let the kernel check modes instead of the file system
+    read_only: bool = False
+    nosuid: bool = True
+    nodev: bool = True
+    noexec: bool = False
+    use_fusermount: bool = False  # skip mount(2) and go through fusermount3 even as root
+    max_write: int = 1 << 20  # largest READ/WRITE request (1 MiB with MAX_PAGES)
+    max_background: int = 64  # async requests (readahead, ...) the kernel keeps in flight
+    readdirplus: str = "auto"  # "auto" | "always" | "off"
+
+
+def mount(ops: Operations, mountpoint: str, options: MountOptions | None = None) -> FuseSession:
+    """Mount `ops` at `mountpoint`; the returned session must then be served (serve/start)."""
+    options = options or MountOptions()
+    mountpoint = os.path.abspath(mountpoint)
+    rootmode = _check_mountpoint(mountpoint)
+    if not os.path.exists(abi.DEVICE):
+        raise MountError(
+            f"cannot mount {mountpoint}: {abi.DEVICE} does not exist "
+            "(load the fuse module; in a container add --device /dev/fuse)"
+        )
+    protocol = Protocol(
+        ops,
+        max_write=options.max_write,
+        max_background=options.max_background,
+        readdirplus=options.readdirplus,
+    )
+    if not options.use_fusermount:
+        fd = _open_device(mountpoint)
+        try:
+            _mount_syscall(fd, mountpoint, rootmode, protocol.max_write, options)
+        except PermissionError:
+            os.close(fd)  # not privileged: fusermount3 is the way, as in libfuse
+        except BaseException:
+            os.close(fd)
+            raise
+        else:
+            return FuseSession(fd, mountpoint, protocol, _umount2)
+    fd = _mount_fusermount(mountpoint, protocol.max_write, options)
+    return FuseSession(fd, mountpoint, protocol, _fusermount_unmount)
+
+
+def _check_mountpoint(mountpoint: str) -> int:
+    try:
+        st = os.stat(mountpoint)
+    except FileNotFoundError:
+        raise MountError(f"cannot mount {mountpoint}: the mountpoint does not exist") from None
+    except OSError as e:
+        raise MountError(f"cannot mount {mountpoint}: {e.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise MountError(f"cannot mount {mountpoint}: the mountpoint is not a directory")
+    return stat.S_IFMT(st.st_mode)
+
+
+def _open_device(mountpoint: str) -> int:
+    try:
+        return os.open(abi.DEVICE, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        hint = {
+            errno.ENOENT: "load the fuse module; in a container add --device /dev/fuse",
+            errno.ENODEV: "the fuse module is not loaded",
+            errno.EACCES: "no permission to open it (run as root or add the user to group fuse)",
+            errno.EPERM: "the device is not allowed (in a container add --device /dev/fuse)",
+        }.get(e.errno or 0, e.strerror)
+        raise MountError(f"cannot mount {mountpoint}: {abi.DEVICE}: {hint}") from None
+
+
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
+    libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    return libc
+
+
+def _flags(options: MountOptions) -> int:
+    return (
+        (MS_RDONLY if options.read_only else 0)
+        | (MS_NOSUID if options.nosuid else 0)
+        | (MS_NODEV if options.nodev else 0)
+        | (MS_NOEXEC if options.noexec else 0)
+    )
+
+
+def _permission_options(options: MountOptions, max_read: int) -> list[str]:
+    return [
+        *(["allow_other"] if options.allow_other else []),
+        *(["default_permissions"] if options.default_permissions else []),
+        f"max_read={max_read}",
+    ]
+
+
+def _mount_syscall(
+    fd: int, mountpoint: str, rootmode: int, max_read: int, options: MountOptions
+) -> None:
+    data = ",".join(
+        [
+            f"fd={fd}",
+            f"rootmode={rootmode:o}",
+            f"user_id={os.geteuid()}",
+            f"group_id={os.getegid()}",
+            *_permission_options(options, max_read),
+        ]
+    )
+    fstype = f"fuse.{options.subtype}" if options.subtype else "fuse"
+    result = _libc().mount(
+        options.fsname.encode(),
+        mountpoint.encode(),
+        fstype.encode(),
+        _flags(options),
+        data.encode(),
+    )
+    if result == 0:
+        return
+    code = ctypes.get_errno()
+    if code in (errno.EPERM, errno.EACCES):
+        raise PermissionError(code, os.strerror(code))
+    raise MountError(f"cannot mount {mountpoint}: mount(2) failed: {os.strerror(code)}")
+
+
+def _mount_fusermount(mountpoint: str, max_read: int, options: MountOptions) -> int:
+    fusermount = shutil.which(FUSERMOUNT)
+    if fusermount is None:
+        raise MountError(
+            f"cannot mount {mountpoint}: not permitted to mount (needs CAP_SYS_ADMIN, e.g. "
+            f"docker --cap-add SYS_ADMIN) and {FUSERMOUNT} is not installed"
+        )
+    opts = [
+        f"fsname={options.fsname}",
+        *([f"subtype={options.subtype}"] if options.subtype else []),
+        "ro" if options.read_only else "rw",
+        *(["noexec"] if options.noexec else []),
+        *_permission_options(options, max_read),
+    ]
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours, theirs:
+        try:
+            done = subprocess.run(
+                [fusermount, "-o", ",".join(opts), "--", mountpoint],
+                env={**os.environ, "_FUSE_COMMFD": str(theirs.fileno())},
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=60,
+            )
+        except subprocess.TimeoutExpired:
+            raise MountError(f"cannot mount {mountpoint}: {FUSERMOUNT} timed out") from None
+        theirs.close()
+        if done.returncode != 0:
+            lines = done.stderr.decode(errors="replace").strip().splitlines()
+            cause = lines[-1] if lines else f"exit status {done.returncode}"
+            raise MountError(f"cannot mount {mountpoint}: {cause}")
+        _, fds, _, _ = socket.recv_fds(ours, 1, 1)
+    if not fds:
+        raise MountError(f"cannot mount {mountpoint}: {FUSERMOUNT} passed back no descriptor")
+    for extra in fds[1:]:
+        os.close(extra)
+    os.set_inheritable(fds[0], False)
+    return fds[0]
+
+
+def _umount2(mountpoint: str, lazy: bool) -> None:
+    if _libc().umount2(mountpoint.encode(), MNT_DETACH if lazy else 0) == 0:
+        return
+    code = ctypes.get_errno()
+    if code == errno.EINVAL:  # not mounted (any more): someone unmounted it already
+        return
+    if code == errno.EBUSY:
+        raise MountError(f"cannot unmount {mountpoint}: busy (files open); use a lazy unmount")
+    raise MountError(f"cannot unmount {mountpoint}: {os.strerror(code)}")
+
+
+def _fusermount_unmount(mountpoint: str, lazy: bool) -> None:
+    argv = [shutil.which(FUSERMOUNT) or FUSERMOUNT, "-u", *(["-z"] if lazy else []), mountpoint]
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip()
+        if "not mounted" in message or "not found in" in message:
+            return
+        raise MountError(f"cannot unmount {mountpoint}: {message.splitlines()[-1]}")

@@ -1,0 +1,217 @@
+"""A mounted FUSE connection: worker threads reading requests from /dev/fuse and writing replies.
+
+Each worker owns one descriptor (the first the mount's own, the others clones made with
+FUSE_DEV_IOC_CLONE): the kernel spreads requests over them and expects each reply on the
+descriptor that read its request. A worker reads into its own preallocated buffer (max_write plus
+a page), so the hot READ/WRITE path allocates no request buffers, and replies with one writev of
+the header and the file system's buffers, so data from an mmap'd cache is never copied in Python.
+The GIL is released in readv/writev, so several workers overlap their I/O.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import struct
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from fusion_client.fuse import abi
+from fusion_client.fuse.ops import ReadReply
+from fusion_client.fuse.protocol import NO_REPLY, EntryReply, Protocol
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THREADS = 4
+_RETRY_READ = frozenset({errno.EINTR, errno.EAGAIN, errno.ENOENT})  # ENOENT: request was aborted
+_UNMOUNTED = frozenset({errno.ENODEV, errno.ECONNABORTED})
+
+#: unmount(mountpoint, lazy) for the way the session was mounted (umount2 or fusermount3 -u).
+Unmounter = Callable[[str, bool], None]
+
+
+class SessionError(Exception):
+    """The kernel and we could not agree on the protocol (INIT failed)."""
+
+
+class FuseSession:
+    """Serves one mount. Create with `fusion_client.fuse.mount()`, then `serve()` or `start()`."""
+
+    def __init__(self, fd: int, mountpoint: str, protocol: Protocol, unmount: Unmounter) -> None:
+        self.fd = fd
+        self.mountpoint = mountpoint
+        self.protocol = protocol
+        self._unmount = unmount
+        self._fds: list[int] = [fd]
+        self._threads: list[threading.Thread] = []
+        self._unmounted = False
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def conn(self) -> Any:
+        """The negotiated `ConnInfo` (None until INIT is answered, i.e. until start())."""
+        return self.protocol.conn
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def serve(self, threads: int = DEFAULT_THREADS) -> None:
+        """Serve requests until the file system is unmounted (by anyone)."""
+        self.start(threads)
+        self.wait()
+
+    def start(self, threads: int = DEFAULT_THREADS) -> None:
+        """Answer INIT, then serve in `threads` background threads; returns at once."""
+        if self._threads:
+            raise RuntimeError("the session is already being served")
+        self._negotiate()
+        for index in range(max(1, threads)):
+            fd = self.fd if index == 0 else self._clone()
+            thread = threading.Thread(
+                target=self._serve_fd, args=(fd,), name=f"fuse-{index}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for every worker to end (the mount is gone); True when they all have."""
+        for thread in self._threads:
+            thread.join(timeout)
+            if thread.is_alive():
+                return False
+        self._close()
+        return True
+
+    def stop_and_unmount(self, lazy: bool = False, timeout: float | None = None) -> bool:
+        """Unmount, then wait for the workers; see `wait` for the result.
+
+        A lazy unmount detaches the mount at once but the kernel keeps the connection while
+        files are still open, so the workers go on serving those until they are closed.
+        """
+        with self._lock:
+            if not self._unmounted:
+                self._unmount(self.mountpoint, lazy)
+                self._unmounted = True
+        if not self._threads:  # never served: nobody reads the ENODEV, close the device here
+            self._close()
+            return True
+        return self.wait(timeout)
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for fd in self._fds:
+                os.close(fd)
+        self.protocol.finish()
+
+    def _clone(self) -> int:
+        """A new descriptor on the same connection, or the shared one on kernels without it."""
+        fd = os.open(abi.DEVICE, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fcntl.ioctl(fd, abi.DEV_IOC_CLONE, struct.pack("I", self.fd))
+        except OSError as e:
+            os.close(fd)
+            log.debug("FUSE_DEV_IOC_CLONE failed (%s); workers share one descriptor", e)
+            return self.fd
+        self._fds.append(fd)
+        return fd
+
+    # --- request loop -----------------------------------------------------------------------
+    def _negotiate(self) -> None:
+        """Read and answer INIT (again, if the kernel first offers a newer major version)."""
+        buf = bytearray(self.protocol.request_buffer_size)
+        view = memoryview(buf)
+        header = bytearray(abi.OUT_HEADER.size)
+        while self.protocol.conn is None:
+            try:
+                length = os.readv(self.fd, (buf,))
+            except OSError as e:
+                if e.errno in _RETRY_READ:
+                    continue
+                raise SessionError(f"no INIT from the kernel: {e.strerror}") from None
+            opcode = abi.IN_HEADER.unpack_from(buf)[1]
+            unique, error, payload = self.protocol.handle(view, length)
+            self._reply(self.fd, header, unique, error, payload)
+            if opcode == abi.Opcode.INIT and error:
+                raise SessionError(f"the kernel's FUSE protocol is unsupported ({error})")
+
+    def _serve_fd(self, fd: int) -> None:
+        buf = bytearray(self.protocol.request_buffer_size)
+        view = memoryview(buf)
+        header = bytearray(abi.OUT_HEADER.size)
+        handle = self.protocol.handle
+        reply = self._reply
+        readv = os.readv
+        while True:
+            try:
+                length = readv(fd, (buf,))
+            except OSError as e:
+                if e.errno in _RETRY_READ:
+                    continue
+                if e.errno not in _UNMOUNTED:
+                    log.error("reading %s failed, stopping this worker: %s", abi.DEVICE, e)
+                return
+            unique, error, payload = handle(view, length)
+            if payload is not NO_REPLY:
+                reply(fd, header, unique, error, payload)
+
+    def _reply(self, fd: int, header: bytearray, unique: int, error: int, payload: Any) -> None:
+        """Write one reply with a single writev; a vanished request (ENOENT) is not an error."""
+        pack_into = abi.OUT_HEADER.pack_into
+        kind = payload.__class__
+        release = None
+        try:
+            if error:
+                pack_into(header, 0, abi.OUT_HEADER.size, -error, unique)
+                os.write(fd, header)
+            elif kind is bytes or kind is memoryview or kind is bytearray:
+                pack_into(header, 0, abi.OUT_HEADER.size + len(payload), 0, unique)
+                os.writev(fd, (header, payload))
+            elif kind is EntryReply:
+                pack_into(header, 0, abi.OUT_HEADER.size + len(payload.payload), 0, unique)
+                os.writev(fd, (header, payload.payload))
+            else:
+                if kind is ReadReply:
+                    release = payload.release
+                    payload = payload.buffers
+                buffers = [header, *payload]
+                pack_into(header, 0, sum(len(b) for b in buffers), 0, unique)
+                os.writev(fd, buffers)
+        except OSError as e:
+            if e.errno == errno.ENOENT:  # interrupted or aborted meanwhile: nobody to answer
+                self.protocol.undelivered(payload)
+            elif e.errno not in _UNMOUNTED:
+                log.error("FUSE reply to request %d failed: %s", unique, e)
+        except TypeError:
+            log.exception("FUSE request %d: the file system returned %r", unique, kind)
+            pack_into(header, 0, abi.OUT_HEADER.size, -errno.EIO, unique)
+            os.write(fd, header)
+        finally:
+            if release is not None:
+                release()
+
+    # --- notifications ------------------------------------------------------------------------
+    def notify_inval_inode(self, ino: int, offset: int = 0, length: int = -1) -> bool:
+        """Drop the kernel's cached attributes and the data in [offset, offset+length) of ino
+        (length -1: to the end; offset -1: attributes only). False if it was not cached."""
+        body = abi.NOTIFY_INVAL_INODE_OUT.pack(ino, offset, length)
+        return self._notify(abi.NOTIFY_INVAL_INODE, body)
+
+    def notify_inval_entry(self, parent: int, name: bytes) -> bool:
+        """Drop the kernel's cached lookup of `name` in `parent`. False if it was not cached."""
+        body = abi.NOTIFY_INVAL_ENTRY_OUT.pack(parent, len(name), 0) + name + b"\0"
+        return self._notify(abi.NOTIFY_INVAL_ENTRY, body)
+
+    def _notify(self, code: int, body: bytes) -> bool:
+        header = abi.OUT_HEADER.pack(abi.OUT_HEADER.size + len(body), code, 0)
+        try:
+            os.writev(self.fd, (header, body))
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return False
+            raise
+        return True
