@@ -1,0 +1,50 @@
+"""Run benchmark suites and print one table of medians and ratios (`make bench`).
+
+A suite is a module in bench/ with `run(repeat: int) -> list[Comparison]`; register it in
+SUITES below. Bench code may reuse the test peers in tests/support.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import os
+import platform
+
+from bench.report import Comparison, table
+
+SUITES = {
+    "proxy": "bench.proxy",
+}
+
+
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.platform()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "suites", nargs="*", metavar="SUITE", help=f"default: all of {', '.join(SUITES)}"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    args = parser.parse_args()
+    unknown = set(args.suites) - set(SUITES)
+    if unknown:
+        parser.error(f"unknown suite(s) {', '.join(sorted(unknown))}; known: {', '.join(SUITES)}")
+    comparisons: list[Comparison] = []
+    for name in args.suites or SUITES:
+        print(f"bench: running {name} (repeat={args.repeat}) ...", flush=True)
+        comparisons += importlib.import_module(SUITES[name]).run(args.repeat)
+    print(f"\n{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {machine()}\n")
+    print(table(comparisons))
+    missed = [c.name for c in comparisons if not c.meets_target]
+    if missed:
+        print(f"\ntargets missed: {', '.join(missed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
