@@ -39,7 +39,7 @@ def test_token_registry_accepts_tokens_its_issuer_grants_for_basic_credentials(
     assert challenge.headers["WWW-Authenticate"].startswith("Bearer realm=")
     assert token_upstream.issuer and token_upstream.credentials
     creds = token_upstream.credentials
-    scope = "repository:private/tool:pull"
+    scope = "repository:private/absent:pull"
     grant = requests.get(
         token_upstream.issuer.realm,
         params={"service": TOKEN_SERVICE, "scope": scope},
@@ -48,7 +48,7 @@ def test_token_registry_accepts_tokens_its_issuer_grants_for_basic_credentials(
     )
     assert grant.status_code == 200
     tags = requests.get(
-        f"{token_upstream.url}/v2/private/tool/tags/list",
+        f"{token_upstream.url}/v2/private/absent/tags/list",
         headers={"Authorization": f"Bearer {grant.json()['token']}"},
         timeout=5,
     )

@@ -28,7 +28,12 @@ from tests.support import Service, need_binary, wait_until
 class Dockerd:
     """A running dockerd; `client` is the docker SDK bound to its socket, `host` its -H URL."""
 
-    def __init__(self, mirrors: Sequence[str] = (), insecure: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        mirrors: Sequence[str] = (),
+        insecure: Sequence[str] = (),
+        config_file: Path | None = None,
+    ) -> None:
         binary = need_binary("dockerd")
         # Short path: unix socket paths (ours and containerd's) must stay under 108 bytes.
         self.root = Path(tempfile.mkdtemp(prefix="wpd-", dir="/tmp"))
@@ -47,6 +52,8 @@ class Dockerd:
             argv += ["--registry-mirror", mirror]
         for registry in insecure:
             argv += ["--insecure-registry", registry]
+        if config_file:  # a daemon.json; dockerd refuses options given both ways
+            argv += ["--config-file", str(config_file)]
         self.service = Service("dockerd", argv, self.root)
         self._client: docker.DockerClient | None = None
         try:
@@ -63,6 +70,11 @@ class Dockerd:
         # The SDK asks the daemon for its API version on construction, so build it once up.
         self._client = docker.DockerClient(base_url=self.host, timeout=600)
         return bool(self._client.ping())
+
+    @property
+    def containerd_address(self) -> str:
+        """The socket of the containerd this dockerd manages (for `ctr -a`)."""
+        return f"{self.root}/exec/containerd/containerd.sock"
 
     @property
     def client(self) -> docker.DockerClient:
@@ -120,8 +132,10 @@ class Dockerd:
 
 
 @contextlib.contextmanager
-def dockerd_running(mirrors: Sequence[str] = (), insecure: Sequence[str] = ()) -> Iterator[Dockerd]:
-    daemon = Dockerd(mirrors, insecure)
+def dockerd_running(
+    mirrors: Sequence[str] = (), insecure: Sequence[str] = (), config_file: Path | None = None
+) -> Iterator[Dockerd]:
+    daemon = Dockerd(mirrors, insecure, config_file)
     try:
         yield daemon
     finally:
