@@ -47,7 +47,6 @@ class Settings:
     symlink_probe_max: int = 4096  # listed objects up to this size are HEAD-checked for symlinks
     log_level: str = "INFO"
     log_output: str = "stderr"
-    fuse_device: str = "/dev/fuse"
     disabled: bool = False  # FUSION_DISABLE=1: run the command without mounting
 
     @classmethod
@@ -75,7 +74,6 @@ class Settings:
             symlink_probe_max=reader.size("FUSION_SYMLINK_PROBE_MAX", default.symlink_probe_max),
             log_level=reader.text("FUSION_LOG_LEVEL", default.log_level).upper(),
             log_output=reader.text("FUSION_LOG_OUTPUT", default.log_output),
-            fuse_device=reader.text("FUSION_FUSE_DEVICE", default.fuse_device),
             disabled=reader.flag("FUSION_DISABLE"),
         )
         settings._validate()

@@ -1,0 +1,1 @@
+"""The S3 file system served at /fusion (semantics: docs/SEMANTICS.md)."""

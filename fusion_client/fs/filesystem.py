@@ -1,0 +1,859 @@
+"""The S3 file system behind /fusion: FUSE operations mapped onto S3 objects.
+
+Layout: /fusion/s3/<bucket>/<key>. A bucket appears on its first lookup; directories are key
+prefixes (and zero-byte `dir/` markers); symlinks are small objects whose body is the target and
+whose `x-amz-meta-mode` says S_IFLNK (the s3fs convention, so s3fs mounts agree). docs/SEMANTICS.md
+states every guarantee and limit; this module is the implementation of that document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import os
+import re
+import stat
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fusion_client.cache import CachedObject, ChunkCache, ReadStream
+from fusion_client.fs.errors import s3_errors
+from fusion_client.fs.nodes import DIR, FILE, LINK, S3_ROOT_INO, InodeTable, Listed, Node
+from fusion_client.fs.writes import WriteState
+from fusion_client.fuse.ops import (
+    ROOT_INO,
+    Attr,
+    Context,
+    DirEntry,
+    Entry,
+    FuseError,
+    Open,
+    Operations,
+    ReadReply,
+    SetAttr,
+    StatFs,
+)
+from fusion_client.log import get_logger
+from fusion_client.s3 import AccessDenied, NoSuchBucket, NoSuchKey, ObjectInfo
+
+if TYPE_CHECKING:
+    from fusion_client.s3 import S3Client
+    from fusion_client.settings import Settings
+    from fusion_client.upload import Uploader
+
+log = get_logger("fs")
+
+MAX_KEY_BYTES = 1024  # S3's limit
+MAX_NAME_BYTES = 255  # the kernel's NAME_MAX
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+SYMLINK_MODE = str(stat.S_IFLNK | 0o777)
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$")
+_COPY_THREADS = 16
+
+
+@dataclass(eq=False, slots=True)
+class Handle:
+    node: Node
+    writable: bool = False
+    etag: str | None = None  # the object version a reader is pinned to (set at open)
+    size: int = 0
+    obj: CachedObject | None = None
+    stream: ReadStream = field(default_factory=ReadStream)
+    entries: list[DirEntry] | None = None  # directory snapshot for readdir offsets
+
+
+@dataclass(slots=True)
+class FsStats:
+    bytes_served: int = 0
+    bytes_written: int = 0
+
+
+class S3FileSystem(Operations):
+    def __init__(
+        self,
+        s3: S3Client,
+        cache: ChunkCache,
+        uploader: Uploader,
+        settings: Settings,
+        staging_dir: str,
+    ) -> None:
+        self.s3, self.cache, self.uploader = s3, cache, uploader
+        self.ttl = settings.metadata_ttl
+        self.negative_ttl = settings.negative_ttl
+        self.symlink_probe_max = settings.symlink_probe_max
+        self.staging_dir = staging_dir
+        os.makedirs(staging_dir, exist_ok=True)
+        self.table = InodeTable()
+        self.stats = FsStats()
+        self.lock = threading.RLock()
+        self.handles: dict[int, Handle] = {}
+        self.writing: set[Node] = set()
+        # (bucket, key) -> None when the last upload of that object succeeded, else its error.
+        self.upload_outcomes: dict[tuple[str, str], str | None] = {}
+        self._fh = itertools.count(1)
+        self._staging_names = itertools.count()
+        self._link_types: dict[tuple[str, str, str], bool] = {}  # symlink probe per version
+        self._pool = ThreadPoolExecutor(_COPY_THREADS, thread_name_prefix="fusion-meta")
+
+    # -- names and attributes ------------------------------------------------------------
+
+    def lookup(self, ctx: Context, parent: int, name: bytes) -> Entry:
+        text = _decode(name)
+        with self.lock:
+            directory = self._dir(parent)
+            if text is None:
+                return Entry.negative(self.negative_ttl)
+            child = self.table.child(directory, text)
+            if child is not None and self._trusted(child):
+                child.lookups += 1
+                return self.table.entry(child, self.ttl)
+            listing = directory.listing if self._fresh(directory.listed_at) else None
+        listed = self._resolve(directory, text, listing)
+        with self.lock:
+            if listed is None:
+                child = self.table.child(directory, text)
+                if child is not None and child.write is None:
+                    self.table.unlink(child)
+                return Entry.negative(self.negative_ttl)
+            node = self.table.upsert(directory, text, listed, time.monotonic())
+            node.lookups += 1
+            return self.table.entry(node, self.ttl)
+
+    def forget(self, ino: int, nlookup: int) -> None:
+        with self.lock:
+            node = self.table.get(ino)
+            if node is not None:
+                self.table.forget(node, nlookup)
+
+    def readdirplus_sent(self, ctx: Context, parent: int, entries: Sequence[DirEntry]) -> None:
+        with self.lock:
+            for item in entries:
+                node = self.table.get(item.ino)
+                if node is not None:
+                    node.lookups += 1
+
+    def getattr(self, ctx: Context, ino: int, fh: int | None) -> tuple[Attr, float]:
+        node = self._node(ino)
+        if node.kind != DIR and node.write is None and not self._fresh(node.checked_at):
+            self._refresh(node)
+        return node.attr(), self.ttl
+
+    def setattr(self, ctx: Context, ino: int, changes: SetAttr) -> tuple[Attr, float]:
+        node = self._node(ino)
+        if changes.size is not None:
+            if node.kind == DIR:
+                raise FuseError(errno.EISDIR)
+            if node.kind == LINK:
+                raise FuseError(errno.EINVAL)
+            self._truncate(node, changes.size, through_handle=changes.fh is not None)
+        with self.lock:
+            if changes.mode is not None:
+                node.permissions = changes.mode & 0o7777
+            if changes.uid is not None:
+                node.uid = changes.uid
+            if changes.gid is not None:
+                node.gid = changes.gid
+            if changes.atime_ns is not None:
+                node.atime_ns = changes.atime_ns
+            if changes.mtime_ns is not None:
+                if node.write is not None:
+                    node.write.mtime_ns = changes.mtime_ns
+                node.mtime_ns = changes.mtime_ns
+            node.ctime_ns = changes.ctime_ns or time.time_ns()
+            return node.attr(), self.ttl
+
+    def access(self, ctx: Context, ino: int, mask: int) -> None:
+        """Permissions are not enforced (S3 decides); only report non-executable files."""
+        node = self._node(ino)
+        if mask & os.X_OK and node.kind == FILE and not node.attr().mode & 0o111:
+            raise FuseError(errno.EACCES)
+
+    def statfs(self, ctx: Context, ino: int) -> StatFs:
+        blocks = 2**50 // 4096  # an object store has no meaningful size limit: report 1 PiB free
+        return StatFs(
+            blocks=blocks, bfree=blocks, bavail=blocks, files=2**32, ffree=2**32, namelen=255
+        )
+
+    # -- symlinks --------------------------------------------------------------------------
+
+    def readlink(self, ctx: Context, ino: int) -> bytes:
+        node = self._node(ino)
+        if node.kind != LINK:
+            raise FuseError(errno.EINVAL)
+        if node.link_target is None:
+            body = memoryview(bytearray(node.size))
+            with s3_errors(f"readlink s3://{node.bucket}/{node.key}"):
+                count = self.s3.get_range_into(
+                    node.bucket or "", node.key, 0, body, if_match=node.etag
+                )
+            node.link_target = bytes(body[:count])
+        return node.link_target
+
+    def symlink(self, ctx: Context, parent: int, name: bytes, target: bytes) -> Entry:
+        directory, text = self._new_name(parent, name)
+        self._must_not_exist(directory, text)
+        key = directory.prefix + text
+        with s3_errors(f"symlink s3://{directory.bucket}/{key}"):
+            etag = self.s3.put_object(
+                directory.bucket or "", key, target, metadata={"mode": SYMLINK_MODE}
+            )
+        listed = Listed(LINK, len(target), etag, time.time_ns(), link_target=target)
+        return self._created(ctx, directory, text, listed)
+
+    def link(self, ctx: Context, ino: int, newparent: int, newname: bytes) -> Entry:
+        raise FuseError(errno.EPERM)  # S3 has no hard links
+
+    # -- directories -------------------------------------------------------------------------
+
+    def mkdir(self, ctx: Context, parent: int, name: bytes, mode: int, umask: int) -> Entry:
+        directory, text = self._new_name(parent, name)
+        self._must_not_exist(directory, text)
+        key = f"{directory.prefix}{text}/"
+        with s3_errors(f"mkdir s3://{directory.bucket}/{key}"):
+            self.s3.put_object(directory.bucket or "", key, b"")
+        entry = self._created(ctx, directory, text, Listed(DIR, mtime_ns=time.time_ns()))
+        with self.lock:
+            node = self.table.get(entry.attr.ino)
+            if node is not None:
+                node.permissions = mode & ~umask & 0o7777
+                entry.attr = node.attr()
+        return entry
+
+    def rmdir(self, ctx: Context, parent: int, name: bytes) -> None:
+        directory = self._dir(parent)
+        node = self._existing(directory, name)
+        if node.kind != DIR:
+            raise FuseError(errno.ENOTDIR)
+        if node.is_bucket or node.bucket is None:
+            raise FuseError(errno.EPERM)
+        self._must_be_empty(node)
+        with s3_errors(f"rmdir s3://{node.bucket}/{node.prefix}"):
+            self.s3.delete_object(node.bucket, node.prefix)
+        with self.lock:
+            self.table.unlink(node)
+            directory.listing = None
+
+    def opendir(self, ctx: Context, ino: int, flags: int) -> Open:
+        node = self._node(ino)
+        if node.kind != DIR:
+            raise FuseError(errno.ENOTDIR)
+        with self.lock:
+            fh = next(self._fh)
+            self.handles[fh] = Handle(node)
+            node.opens += 1
+        return Open(fh)
+
+    def readdir(self, ctx: Context, ino: int, fh: int, offset: int) -> Iterable[DirEntry]:
+        handle = self._handle(fh)
+        if offset == 0 or handle.entries is None:
+            handle.entries = self._snapshot(handle.node)
+        return handle.entries[offset:]
+
+    readdirplus = readdir
+
+    def releasedir(self, ctx: Context, ino: int, fh: int) -> None:
+        with self.lock:
+            handle = self.handles.pop(fh, None)
+            if handle is not None:
+                handle.node.opens -= 1
+                self.table.forget(handle.node, 0)
+
+    def fsyncdir(self, ctx: Context, ino: int, fh: int, datasync: bool) -> None:
+        """Directory changes are made in S3 as they happen: nothing is pending."""
+
+    # -- files -------------------------------------------------------------------------------
+
+    def create(
+        self, ctx: Context, parent: int, name: bytes, mode: int, flags: int, umask: int
+    ) -> tuple[Entry, Open]:
+        directory, text = self._new_name(parent, name)
+        with self.lock:
+            existing = self.table.child(directory, text)
+            if existing is not None and existing.kind == DIR:
+                raise FuseError(errno.EISDIR)
+            node = self.table.upsert(
+                directory, text, Listed(FILE, mtime_ns=time.time_ns()), time.monotonic()
+            )
+            node.permissions = mode & ~umask & 0o7777
+            node.uid, node.gid = ctx.uid, ctx.gid
+            state = self._write_state(node, fresh=True)
+            if not state.dirty or state.size:
+                state.truncate(0)
+            node.lookups += 1
+            directory.listing = None
+            fh = self._open_handle(node, writable=True)
+        return self.table.entry(node, self.ttl), Open(fh)
+
+    def mknod(
+        self, ctx: Context, parent: int, name: bytes, mode: int, rdev: int, umask: int
+    ) -> Entry:
+        if not stat.S_ISREG(mode):
+            raise FuseError(errno.EPERM)  # no FIFOs, sockets or devices in S3
+        entry, opened = self.create(ctx, parent, name, mode, os.O_WRONLY, umask)
+        self.flush(ctx, entry.attr.ino, opened.fh, 0)
+        self.release(ctx, entry.attr.ino, opened.fh, 0)
+        return entry
+
+    def open(self, ctx: Context, ino: int, flags: int) -> Open:
+        node = self._node(ino)
+        if node.kind == DIR:
+            raise FuseError(errno.EISDIR)
+        writable = flags & os.O_ACCMODE != os.O_RDONLY
+        if not writable and node.write is None and not self._fresh(node.checked_at):
+            self._refresh(node)  # close-to-open: a reader sees the version current at open
+        with self.lock:
+            if writable:
+                truncate = bool(flags & os.O_TRUNC)
+                state = self._write_state(node, fresh=truncate)
+                if truncate and state.size:
+                    state.truncate(0)
+            fh = self._open_handle(node, writable)
+            keep_cache = node.write is None and node.etag == node.page_cache_etag
+            node.page_cache_etag = node.etag if node.write is None else None
+        return Open(fh, keep_cache=keep_cache)
+
+    def read(self, ctx: Context, ino: int, fh: int, offset: int, size: int) -> bytes | ReadReply:
+        handle = self._handle(fh)
+        node = handle.node
+        state = node.write
+        if state is not None and state.local:
+            data = state.read(offset, size)
+            self.stats.bytes_served += len(data)
+            return data
+        with self.lock:
+            if handle.obj is None:
+                if handle.etag is None:  # a write handle reading before its first change
+                    handle.etag, handle.size = node.etag, node.size
+                handle.obj = self.cache.open(
+                    node.bucket or "", node.key, handle.etag or "", handle.size
+                )
+        with s3_errors(f"read s3://{node.bucket}/{node.key}"):
+            view, release = self.cache.read(handle.obj, handle.stream, offset, size)
+        self.stats.bytes_served += len(view)
+        return ReadReply([view], release)
+
+    def write(
+        self, ctx: Context, ino: int, fh: int, offset: int, data: memoryview, flags: int
+    ) -> int:
+        handle = self._handle(fh)
+        node = handle.node
+        if not handle.writable or node.write is None:
+            raise FuseError(errno.EBADF)
+        with s3_errors(f"write s3://{node.bucket}/{node.key}"):
+            count = node.write.write(self.uploader, self._target(node), offset, data)
+        self.stats.bytes_written += count
+        return count
+
+    def flush(self, ctx: Context, ino: int, fh: int, lock_owner: int) -> None:
+        """close(2): a written file is made durable before close returns (errors -> EIO).
+
+        An empty new file waits for the last close (release): shells open, dup2 and close a
+        redirection target before anything is written, and that must not cost an extra PUT."""
+        handle = self._handle(fh)
+        state = handle.node.write
+        if handle.writable and state is not None and not (state.size == 0 and state.local):
+            self._finish(handle.node)
+
+    def fsync(self, ctx: Context, ino: int, fh: int, datasync: bool) -> None:
+        self.flush(ctx, ino, fh, 0)
+
+    def release(self, ctx: Context, ino: int, fh: int, flags: int) -> None:
+        with self.lock:
+            handle = self.handles.pop(fh, None)
+        if handle is None:
+            return
+        node = handle.node
+        if handle.obj is not None:
+            self.cache.release(handle.obj)
+        state = node.write
+        if handle.writable and state is not None:
+            state.handles -= 1
+            if state.handles == 0 and state.dirty and not state.unlinked:
+                # The last writer went away without a flush; a failure is recorded in
+                # upload_outcomes and reported by the launcher.
+                with contextlib.suppress(FuseError):
+                    self._finish(node)
+            if state.handles == 0 and (not state.dirty or state.unlinked):
+                self._retire(node)
+        with self.lock:
+            node.opens -= 1
+            self.table.forget(node, 0)
+
+    def unlink(self, ctx: Context, parent: int, name: bytes) -> None:
+        directory = self._dir(parent)
+        node = self._existing(directory, name)
+        if node.kind == DIR:
+            raise FuseError(errno.EISDIR)
+        state = node.write
+        if state is not None:
+            state.discard()
+        with s3_errors(f"unlink s3://{node.bucket}/{node.key}"):
+            self.s3.delete_object(node.bucket or "", node.key)
+        with self.lock:
+            self.upload_outcomes.pop(self._target(node), None)
+            self.table.unlink(node)
+            directory.listing = None
+            if state is not None and state.handles == 0:
+                self._retire(node)
+
+    def rename(
+        self, ctx: Context, parent: int, name: bytes, newparent: int, newname: bytes, flags: int
+    ) -> None:
+        if flags & RENAME_EXCHANGE:
+            raise FuseError(errno.EINVAL)
+        source_dir = self._dir(parent)
+        node = self._existing(source_dir, name)
+        target_dir, text = self._new_name(newparent, newname)
+        if node.is_bucket:
+            raise FuseError(errno.EPERM)
+        replaced = self._optional(target_dir, text)
+        if replaced is node:
+            return
+        if replaced is not None:
+            if flags & RENAME_NOREPLACE:
+                raise FuseError(errno.EEXIST)
+            if node.kind == DIR and replaced.kind != DIR:
+                raise FuseError(errno.ENOTDIR)
+            if node.kind != DIR and replaced.kind == DIR:
+                raise FuseError(errno.EISDIR)
+            if replaced.kind == DIR:
+                self._must_be_empty(replaced)
+        if node.kind == DIR:
+            if _is_within(target_dir, node):
+                raise FuseError(errno.EINVAL)
+            self._rename_dir(node, target_dir, text, replaced)
+        else:
+            self._rename_file(node, target_dir, text)
+        with self.lock:
+            self.table.move(node, target_dir, text)
+            source_dir.listing = target_dir.listing = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Make every written file durable (the launcher calls this after the command exits)."""
+        with self.lock:
+            pending = [node for node in self.writing if node.write and node.write.dirty]
+        for node in pending:
+            with contextlib.suppress(FuseError):  # recorded in upload_outcomes
+                self._finish(node)
+
+    def lost_files(self) -> dict[tuple[str, str], str]:
+        """Objects whose last upload failed: (bucket, key) -> cause."""
+        with self.lock:
+            return {target: cause for target, cause in self.upload_outcomes.items() if cause}
+
+    def destroy(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- internals: resolving names --------------------------------------------------------
+
+    def _resolve(
+        self, directory: Node, name: str, listing: dict[str, Listed] | None
+    ) -> Listed | None:
+        """What S3 has at directory/name: a file, link or directory, or None."""
+        if directory.ino == ROOT_INO:
+            return None
+        if directory.ino == S3_ROOT_INO:
+            return self._resolve_bucket(name)
+        bucket = directory.bucket or ""
+        if listing is not None:
+            listed = listing.get(name)
+            if listed is not None and listed.kind == FILE:
+                listed = self._probe_links(bucket, directory.prefix, {name: listed})[name]
+            return listed
+        key = directory.prefix + name
+        if len(key.encode()) > MAX_KEY_BYTES:
+            raise FuseError(errno.ENAMETOOLONG)
+        with s3_errors(f"lookup s3://{bucket}/{key}"):
+            try:
+                return _listed(self.s3.head_object(bucket, key))
+            except NoSuchKey:
+                pass
+            page = self.s3.list_page(bucket, key + "/", max_keys=1)
+        if page.objects or page.prefixes:
+            return Listed(DIR)
+        return None
+
+    def _resolve_bucket(self, name: str) -> Listed | None:
+        if not _BUCKET_NAME.match(name):
+            return None
+        with s3_errors(f"lookup bucket {name}"):
+            try:
+                self.s3.head_bucket(name)
+            except NoSuchBucket:
+                return None
+            except AccessDenied:
+                pass  # listing may still be allowed; its own errors will tell
+        return Listed(DIR, mtime_ns=time.time_ns())
+
+    def _refresh(self, node: Node) -> None:
+        """Re-read a file's attributes from S3 (HEAD); a vanished object keeps its last ones."""
+        with s3_errors(f"stat s3://{node.bucket}/{node.key}"):
+            try:
+                info = self.s3.head_object(node.bucket or "", node.key)
+            except NoSuchKey:
+                return
+        with self.lock:
+            if node.parent is not None and node.write is None:
+                listed = _listed(info)
+                if listed.kind == node.kind:
+                    self.table.upsert(node.parent, node.name, listed, time.monotonic())
+
+    def _snapshot(self, directory: Node) -> list[DirEntry]:
+        if directory.ino == ROOT_INO:
+            children = {"s3": self.table.get(S3_ROOT_INO)}
+        elif directory.ino == S3_ROOT_INO:
+            with self.lock:
+                children = {node.name: node for node in self.table.children(directory)}
+        else:
+            listing = self._list(directory)
+            now = time.monotonic()
+            with self.lock:
+                directory.listing, directory.listed_at = listing, now
+                children = {
+                    node.name: node
+                    for node in self.table.children(directory)
+                    if node.write is not None and not node.write.unlinked
+                }
+                for name, listed in listing.items():
+                    if name not in children:
+                        children[name] = self.table.upsert(directory, name, listed, now)
+        parent = directory.parent or directory
+        entries = [
+            DirEntry(b".", directory.ino, DIR >> 12),
+            DirEntry(b"..", parent.ino, DIR >> 12),
+        ]
+        with self.lock:
+            for name, node in sorted(children.items()):
+                if node is not None:
+                    entry = self.table.entry(node, self.ttl)
+                    entries.append(DirEntry(name.encode(), node.ino, node.kind >> 12, entry))
+        return entries
+
+    def _list(self, directory: Node) -> dict[str, Listed]:
+        """Every child of a directory (all pages of ListObjectsV2 with a delimiter).
+        When a name is both a file and a prefix, the file is shown (as lookup does)."""
+        bucket, prefix = directory.bucket or "", directory.prefix
+        children: dict[str, Listed] = {}
+        token = None
+        with s3_errors(f"list s3://{bucket}/{prefix}"):
+            while True:
+                page = self.s3.list_page(bucket, prefix, token=token)
+                for sub in page.prefixes:
+                    name = sub[len(prefix) : -1]
+                    if _visible(name):
+                        children.setdefault(name, Listed(DIR))
+                for info in page.objects:
+                    name = info.key[len(prefix) :]
+                    if _visible(name):
+                        children[name] = Listed(FILE, info.size, info.etag, info.last_modified_ns)
+                token = page.next_token
+                if not token:
+                    break
+        return self._probe_links(bucket, prefix, children)
+
+    def _probe_links(
+        self, bucket: str, prefix: str, children: dict[str, Listed]
+    ) -> dict[str, Listed]:
+        """Listings do not carry metadata: HEAD the small objects (once per version) to tell
+        symlinks from files, in parallel."""
+        unknown = [
+            name
+            for name, listed in children.items()
+            if listed.kind == FILE
+            and 0 < listed.size <= self.symlink_probe_max
+            and (bucket, prefix + name, listed.etag or "") not in self._link_types
+        ]
+
+        def probe(name: str) -> None:
+            listed = children[name]
+            try:
+                info = self.s3.head_object(bucket, prefix + name)
+            except NoSuchKey:
+                return
+            if info.etag == listed.etag:
+                self._link_types[(bucket, prefix + name, listed.etag or "")] = (
+                    _listed(info).kind == LINK
+                )
+
+        with s3_errors(f"list s3://{bucket}/{prefix}"):
+            list(self._pool.map(probe, unknown))
+        result = dict(children)
+        for name, listed in children.items():
+            if listed.kind == FILE and self._link_types.get(
+                (bucket, prefix + name, listed.etag or "")
+            ):
+                result[name] = Listed(LINK, listed.size, listed.etag, listed.mtime_ns)
+        return result
+
+    # -- internals: writing ----------------------------------------------------------------
+
+    def _write_state(self, node: Node, *, fresh: bool) -> WriteState:
+        """The node's staging state, created on first use (callers hold self.lock)."""
+        if node.write is not None:
+            return node.write
+        path = os.path.join(self.staging_dir, f"staging-{next(self._staging_names)}")
+        if fresh or node.etag is None:
+            state = WriteState(path, size=0, download=None)
+        else:
+            bucket, key, etag, size = node.bucket or "", node.key, node.etag, node.size
+            state = WriteState(
+                path, size=size, download=lambda fd: self._download(bucket, key, etag, size, fd)
+            )
+        node.write = state
+        self.writing.add(node)
+        return state
+
+    def _download(self, bucket: str, key: str, etag: str, size: int, fd: int) -> None:
+        """Copy an object version into a staging file (through the cache: it may hold it)."""
+        obj = self.cache.open(bucket, key, etag, size)
+        stream = ReadStream()
+        try:
+            with s3_errors(f"copy s3://{bucket}/{key} for writing"):
+                for offset in range(0, size, self.cache.chunk_size):
+                    view, release = self.cache.read(obj, stream, offset, self.cache.chunk_size)
+                    try:
+                        os.pwrite(fd, view, offset)
+                    finally:
+                        view.release()
+                        if release is not None:
+                            release()
+        finally:
+            self.cache.release(obj)
+
+    def _truncate(self, node: Node, size: int, *, through_handle: bool) -> None:
+        with self.lock:
+            state = self._write_state(node, fresh=size == 0)
+        with s3_errors(f"truncate s3://{node.bucket}/{node.key}"):
+            state.truncate(size)
+        if not through_handle and state.handles == 0:  # truncate(2): durable before it returns
+            self._finish(node)
+            self._retire(node)
+
+    def _finish(self, node: Node) -> None:
+        state = node.write
+        if state is None:
+            return
+        target = self._target(node)
+        try:
+            info = state.finish(self.uploader, target)
+        except Exception as exc:
+            with self.lock:
+                self.upload_outcomes[target] = str(exc)
+            log.error("s3://%s/%s was not saved: %s", *target, exc)
+            raise FuseError(errno.EIO) from None
+        if info is None:
+            return
+        with self.lock:
+            self.upload_outcomes[target] = None
+            node.etag, node.size = info.etag, state.size
+            node.mtime_ns = state.mtime_ns
+            node.checked_at = time.monotonic()
+            if node.parent is not None:
+                node.parent.listing = None
+
+    def _retire(self, node: Node) -> None:
+        """The last writer is gone and the content is durable: the staging file becomes the
+        cached copy of the uploaded version (reading back costs no GET)."""
+        with self.lock:
+            state = node.write
+            if state is None:
+                return
+            node.write = None
+            self.writing.discard(node)
+            info = state.uploaded
+            state.close()
+            if not state.unlinked and info is not None and state.local and node.etag == info.etag:
+                self.cache.adopt(node.bucket or "", node.key, info.etag, state.path, state.size)
+            else:
+                os.unlink(state.path)
+            self.table.forget(node, 0)
+
+    def _rename_file(self, node: Node, target_dir: Node, name: str) -> None:
+        if node.write is not None and (node.write.dirty or node.etag is None):
+            self._finish(node)
+        bucket, key = self._target(node)
+        new_bucket, new_key = target_dir.bucket or "", target_dir.prefix + name
+        if len(new_key.encode()) > MAX_KEY_BYTES:
+            raise FuseError(errno.ENAMETOOLONG)
+        with s3_errors(f"rename s3://{bucket}/{key} to s3://{new_bucket}/{new_key}"):
+            etag = self.s3.copy_object(bucket, key, new_bucket, new_key)
+            self.s3.delete_object(bucket, key)
+        with self.lock:
+            node.etag = etag
+            node.checked_at = time.monotonic()
+
+    def _rename_dir(self, node: Node, target_dir: Node, name: str, replaced: Node | None) -> None:
+        """Copy every object under the prefix, then delete the originals: not atomic."""
+        with self.lock:
+            pending = [n for n in self.writing if _is_within(n, node) and n.write and n.write.dirty]
+        for written in pending:
+            self._finish(written)
+        bucket, old_prefix = node.bucket or "", node.prefix
+        new_bucket, new_prefix = target_dir.bucket or "", f"{target_dir.prefix}{name}/"
+        with s3_errors(f"rename s3://{bucket}/{old_prefix} to s3://{new_bucket}/{new_prefix}"):
+            keys = self._all_keys(bucket, old_prefix)
+            if replaced is not None:
+                self.s3.delete_object(new_bucket, new_prefix)
+            if not keys:  # an implicit directory with nothing in it: keep it as a marker
+                self.s3.put_object(new_bucket, new_prefix, b"")
+            list(
+                self._pool.map(
+                    lambda key: self.s3.copy_object(
+                        bucket, key, new_bucket, new_prefix + key[len(old_prefix) :]
+                    ),
+                    keys,
+                )
+            )
+            for start in range(0, len(keys), 1000):
+                self.s3.delete_objects(bucket, keys[start : start + 1000])
+
+    def _all_keys(self, bucket: str, prefix: str) -> list[str]:
+        keys: list[str] = []
+        token = None
+        while True:
+            page = self.s3.list_page(bucket, prefix, delimiter=None, token=token)
+            keys.extend(info.key for info in page.objects)
+            token = page.next_token
+            if not token:
+                return keys
+
+    def _must_be_empty(self, node: Node) -> None:
+        with self.lock:
+            if any(_is_within(n, node) and n is not node for n in self.writing):
+                raise FuseError(errno.ENOTEMPTY)
+        with s3_errors(f"list s3://{node.bucket}/{node.prefix}"):
+            page = self.s3.list_page(node.bucket or "", node.prefix, delimiter=None, max_keys=2)
+        if any(info.key != node.prefix for info in page.objects):
+            raise FuseError(errno.ENOTEMPTY)
+
+    # -- internals: small helpers ----------------------------------------------------------
+
+    def _open_handle(self, node: Node, writable: bool) -> int:
+        """Register a handle (callers hold self.lock)."""
+        fh = next(self._fh)
+        handle = Handle(node, writable, etag=node.etag, size=node.size)
+        self.handles[fh] = handle
+        node.opens += 1
+        if writable and node.write is not None:
+            node.write.handles += 1
+        return fh
+
+    def _created(self, ctx: Context, directory: Node, name: str, listed: Listed) -> Entry:
+        with self.lock:
+            node = self.table.upsert(directory, name, listed, time.monotonic())
+            node.uid, node.gid = ctx.uid, ctx.gid
+            node.lookups += 1
+            directory.listing = None
+            return self.table.entry(node, self.ttl)
+
+    def _must_not_exist(self, directory: Node, name: str) -> None:
+        if self._optional(directory, name) is not None:
+            raise FuseError(errno.EEXIST)
+
+    def _optional(self, directory: Node, name: str) -> Node | None:
+        try:
+            return self._existing(directory, name.encode())
+        except FuseError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise
+
+    def _existing(self, directory: Node, name: bytes) -> Node:
+        """The node for an existing name, resolved against S3 if not known and fresh."""
+        entry = self.lookup(Context(0, 0, 0, 0), directory.ino, name)
+        with self.lock:
+            node = self.table.get(entry.attr.ino) if entry.attr.ino else None
+            if node is None:
+                raise FuseError(errno.ENOENT)
+            node.lookups -= 1  # internal resolution: the kernel was not told
+            return node
+
+    def _new_name(self, parent: int, name: bytes) -> tuple[Node, str]:
+        """Validate a name to create inside a bucket directory."""
+        directory = self._dir(parent)
+        if directory.bucket is None:
+            raise FuseError(errno.EPERM)  # /fusion and /fusion/s3 are not writable
+        text = _decode(name)
+        if text is None:
+            raise FuseError(errno.EINVAL)
+        if len(name) > MAX_NAME_BYTES:
+            raise FuseError(errno.ENAMETOOLONG)
+        if len((directory.prefix + text).encode()) + 1 > MAX_KEY_BYTES:
+            raise FuseError(errno.ENAMETOOLONG)
+        return directory, text
+
+    def _node(self, ino: int) -> Node:
+        with self.lock:
+            node = self.table.get(ino)
+        if node is None:
+            raise FuseError(errno.ENOENT)
+        return node
+
+    def _dir(self, ino: int) -> Node:
+        node = self._node(ino)
+        if node.kind != DIR:
+            raise FuseError(errno.ENOTDIR)
+        return node
+
+    def _handle(self, fh: int) -> Handle:
+        with self.lock:
+            handle = self.handles.get(fh)
+        if handle is None:
+            raise FuseError(errno.EBADF)
+        return handle
+
+    def _target(self, node: Node) -> tuple[str, str]:
+        return node.bucket or "", node.key
+
+    def _trusted(self, node: Node) -> bool:
+        return (
+            node.ino == S3_ROOT_INO
+            or node.write is not None
+            or node.is_bucket
+            or self._fresh(node.checked_at)
+        )
+
+    def _fresh(self, checked_at: float) -> bool:
+        return time.monotonic() - checked_at < self.ttl
+
+
+def _decode(name: bytes) -> str | None:
+    """A name the kernel gave us as a key component, or None if S3 cannot hold it."""
+    try:
+        text = name.decode()
+    except UnicodeDecodeError:
+        return None
+    return text if _visible(text) else None
+
+
+def _visible(name: str) -> bool:
+    """Key components that cannot be a POSIX name are left out of the tree."""
+    return (
+        bool(name)
+        and name not in (".", "..")
+        and "/" not in name
+        and "\0" not in name
+        and len(name.encode()) <= MAX_NAME_BYTES
+    )
+
+
+def _listed(info: ObjectInfo) -> Listed:
+    mode = info.metadata.get("mode", "")
+    kind = LINK if mode.isdigit() and stat.S_ISLNK(int(mode)) else FILE
+    return Listed(kind, info.size, info.etag, info.last_modified_ns)
+
+
+def _is_within(node: Node, ancestor: Node) -> bool:
+    current: Node | None = node
+    while current is not None:
+        if current is ancestor:
+            return True
+        current = current.parent
+    return False

@@ -1,0 +1,149 @@
+"""One running mount: S3 client, chunk cache, uploader, file system and FUSE session wired up,
+and torn down in the order that never loses a written byte (uploads before unmount)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from dataclasses import dataclass
+
+from fusion_client.cache import ChunkCache
+from fusion_client.fs.filesystem import S3FileSystem
+from fusion_client.fuse import FuseSession, MountError, MountOptions, mount
+from fusion_client.log import get_logger, setup_logging
+from fusion_client.s3 import S3Client, S3Error
+from fusion_client.settings import Settings
+from fusion_client.upload import Uploader
+
+log = get_logger()
+
+CACHE_SHARE_OF_FREE_SPACE = 0.8
+
+
+class MountUnavailable(Exception):
+    """This container cannot mount (no /dev/fuse, no privilege, bad configuration)."""
+
+
+@dataclass
+class MountedFileSystem:
+    settings: Settings
+    workdir: str  # our own directory under FUSION_CACHE_LOCATION
+    s3: S3Client
+    cache: ChunkCache
+    uploader: Uploader
+    fs: S3FileSystem
+    session: FuseSession
+
+    @classmethod
+    def start(cls, settings: Settings) -> MountedFileSystem:
+        setup_logging(settings.log_level, settings.log_output)
+        try:
+            os.makedirs(settings.cache_location, exist_ok=True)
+            workdir = tempfile.mkdtemp(prefix="fusion-", dir=settings.cache_location)
+        except OSError as exc:
+            raise MountUnavailable(f"cache location {settings.cache_location}: {exc}") from None
+        try:
+            return cls._assemble(settings, workdir)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+
+    @classmethod
+    def _assemble(cls, settings: Settings, workdir: str) -> MountedFileSystem:
+        try:
+            s3 = S3Client.from_env()
+        except (S3Error, ValueError) as exc:
+            raise MountUnavailable(f"S3 is not configured: {exc}") from None
+        capacity = settings.cache_size or int(
+            shutil.disk_usage(workdir).free * CACHE_SHARE_OF_FREE_SPACE
+        )
+        cache = ChunkCache(
+            os.path.join(workdir, "objects"),
+            fetch=lambda bucket, key, offset, buf, etag: s3.get_range_into(
+                bucket, key, offset, buf, if_match=etag or None
+            ),
+            capacity=capacity,
+            chunk_size=settings.chunk_size,
+            fetch_size=settings.fetch_size,
+            prefetch_max_chunks=settings.prefetch_max_chunks,
+            workers=settings.fetch_threads,
+        )
+        uploader = Uploader(
+            s3, part_size=settings.upload_part_size, workers=settings.upload_threads
+        )
+        fs = S3FileSystem(s3, cache, uploader, settings, os.path.join(workdir, "staging"))
+        try:
+            os.makedirs(settings.mount, exist_ok=True)
+            session = mount(fs, settings.mount, MountOptions())
+            session.start(threads=settings.fuse_threads)
+        except (MountError, OSError) as exc:
+            cache.shutdown()
+            uploader.shutdown()
+            s3.close()
+            raise MountUnavailable(f"cannot mount {settings.mount}: {exc}") from None
+        log.debug("mounted S3 at %s (cache %d MiB in %s)", settings.mount, capacity >> 20, workdir)
+        return cls(settings, workdir, s3, cache, uploader, fs, session)
+
+    def wait_for_signal_or_unmount(self, signals: set[int]) -> None:
+        """Block until one of `signals` (blocked by the caller) arrives or someone unmounts."""
+        unmounted = threading.Event()
+
+        def watch() -> None:
+            self.session.wait()
+            unmounted.set()
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+        threading.Thread(target=watch, name="fusion-unmount-watch", daemon=True).start()
+        signal.sigwait(signals)
+
+    def close(self) -> list[str]:
+        """Make every written file durable, unmount, clean up; return the files not saved."""
+        self.fs.drain()
+        failures = self.uploader.wait_all()
+        final = self.fs.upload_outcomes
+        lost = {
+            (failure.bucket, failure.key): failure.cause
+            for failure in failures
+            if final.get((failure.bucket, failure.key), failure.cause) is not None
+        }
+        lost.update(self.fs.lost_files())
+        self._unmount()
+        self.fs.destroy()
+        self.uploader.shutdown()
+        self.cache.shutdown()
+        self.s3.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        log.info("%s", self.summary(len(lost)))
+        return [f"s3://{bucket}/{key}: {cause}" for (bucket, key), cause in sorted(lost.items())]
+
+    def _unmount(self) -> None:
+        try:
+            self.session.stop_and_unmount(timeout=10)
+        except MountError as exc:  # still busy (a background process holds a file): detach
+            log.debug("unmount: %s; detaching lazily", exc)
+            try:
+                self.session.stop_and_unmount(lazy=True, timeout=5)
+            except MountError as again:
+                log.warning("could not unmount %s: %s", self.settings.mount, again)
+
+    def summary(self, lost: int) -> str:
+        cache, fs, uploads = self.cache.stats, self.fs.stats, self.uploader.stats
+        chunks = cache.chunk_hits + cache.chunk_misses
+        hit_rate = f"{100 * cache.chunk_hits / chunks:.0f}%" if chunks else "n/a"
+        return (
+            f"summary: fetched {_size(cache.bytes_fetched)}, served {_size(fs.bytes_served)}, "
+            f"cache hits {hit_rate} of {chunks} chunks; "
+            f"uploads {uploads.objects} objects {_size(uploads.bytes_uploaded)}, "
+            f"{lost} failed"
+        )
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count} B"

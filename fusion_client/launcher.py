@@ -1,0 +1,172 @@
+"""The `fusion` command: mount S3 at /fusion, run the container's command, save every output.
+
+    fusion [--] CMD ARGS...   mount, run CMD as a child, wait for uploads, unmount, exit as CMD
+    fusion mount DIR          mount in the foreground until SIGINT/SIGTERM (for a host)
+    fusion --version
+
+Start-up cost matters (this runs at every container start), so only the standard modules needed
+to spawn the child are imported up front; the file system is imported when mounting.
+Exit status: CMD's own (128+N when killed by signal N); 174 when an upload finally failed (the
+lost files are named on stderr); 127/126 when CMD cannot be found/executed; 1 on bad settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fusion_client.settings import Settings
+
+__version__ = "0.1.0"
+
+EXIT_IO_ERROR = 174  # Seqera Fusion's "I/O error" status: something written was not saved
+FORWARDED = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+_SI_KERNEL = 0x80  # si_code of terminal-generated signals: the child got its own copy
+_SAVED_PREFIX = "FUSION_SAVED_"
+_USAGE = "usage: fusion [--] COMMAND [ARGS...] | fusion mount DIR | fusion --version"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(_USAGE, file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    if args[0] in ("--version", "-V"):
+        print(f"fusion {__version__}")
+        return 0
+    if args[0] == "mount":
+        if len(args) != 2:
+            print(_USAGE, file=sys.stderr)
+            return 2
+        return _mount_foreground(args[1])
+    if args[0] == "--":
+        args = args[1:]
+        if not args:
+            print(_USAGE, file=sys.stderr)
+            return 2
+    return _run(args)
+
+
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment the image meant for its command: the shim moved LD_PRELOAD and
+    LD_LIBRARY_PATH aside (so they would not affect our interpreter); put them back."""
+    env = {name: value for name, value in environ.items() if not name.startswith(_SAVED_PREFIX)}
+    for name in ("LD_PRELOAD", "LD_LIBRARY_PATH"):
+        saved = environ.get(_SAVED_PREFIX + name)
+        if saved is not None:
+            env[name] = saved
+    return env
+
+
+def _run(command: list[str]) -> int:
+    settings = _load_settings()
+    if settings is None:
+        return 1
+    env = child_environment(os.environ)
+    if settings.disabled:
+        return _exec(command, env)
+    mask = {*FORWARDED, signal.SIGCHLD}
+    signal.pthread_sigmask(signal.SIG_BLOCK, mask)  # before any thread starts: all inherit it
+    from fusion_client.fs.runtime import MountedFileSystem, MountUnavailable
+
+    try:
+        mounted = MountedFileSystem.start(settings)
+    except MountUnavailable as exc:
+        print(f"[fusion] warning: {exc}; running {command[0]} without /fusion", file=sys.stderr)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)
+        return _exec(command, env)
+    try:
+        status = _supervise(command, env, mask)
+    finally:
+        lost = mounted.close()
+    if lost:
+        for line in lost:
+            print(f"[fusion] error: not saved: {line}", file=sys.stderr)
+        return EXIT_IO_ERROR
+    return status
+
+
+def _supervise(command: list[str], env: dict[str, str], mask: set[int]) -> int:
+    """Spawn the command and wait for it, forwarding signals and reaping orphans as PID 1."""
+    try:
+        pid = os.posix_spawnp(command[0], command, env, setsigmask=(), setsigdef=FORWARDED)
+    except FileNotFoundError:
+        print(f"fusion: {command[0]}: command not found", file=sys.stderr)
+        return 127
+    except PermissionError:
+        print(f"fusion: {command[0]}: permission denied", file=sys.stderr)
+        return 126
+    reap_all = os.getpid() == 1
+    while True:
+        info = signal.sigwaitinfo(mask)
+        if info.si_signo != signal.SIGCHLD:
+            if info.si_code != _SI_KERNEL:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, info.si_signo)
+            continue
+        while True:
+            try:
+                done, status = os.waitpid(-1 if reap_all else pid, os.WNOHANG)
+            except ChildProcessError:
+                return 0
+            if done == 0:
+                break
+            if done == pid:
+                code = os.waitstatus_to_exitcode(status)
+                return 128 - code if code < 0 else code
+
+
+def _mount_foreground(directory: str) -> int:
+    settings = _load_settings(mount=os.path.abspath(directory))
+    if settings is None:
+        return 1
+    mask = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+    from fusion_client.fs.runtime import MountedFileSystem, MountUnavailable
+
+    try:
+        mounted = MountedFileSystem.start(settings)
+    except MountUnavailable as exc:
+        print(f"[fusion] error: {exc}", file=sys.stderr)
+        return 1
+    mounted.wait_for_signal_or_unmount(mask)
+    lost = mounted.close()
+    for line in lost:
+        print(f"[fusion] error: not saved: {line}", file=sys.stderr)
+    return EXIT_IO_ERROR if lost else 0
+
+
+def _load_settings(**overrides: str) -> Settings | None:
+    from dataclasses import replace
+
+    from fusion_client.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"[fusion] error: {exc}", file=sys.stderr)
+        return None
+    return replace(settings, **overrides) if overrides else settings
+
+
+def _exec(command: list[str], env: dict[str, str]) -> int:
+    try:
+        os.execvpe(command[0], command, env)
+    except FileNotFoundError:
+        print(f"fusion: {command[0]}: command not found", file=sys.stderr)
+        return 127
+    except PermissionError:
+        print(f"fusion: {command[0]}: permission denied", file=sys.stderr)
+        return 126
