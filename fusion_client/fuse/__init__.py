@@ -4,7 +4,7 @@ A file system implements `Operations` (ops.py); the protocol layer here decodes 
 dispatches them and writes replies. It knows nothing about S3.
 """
 
-from fusion_client.fuse.mount import MountError, MountOptions, mount
+from fusion_client.fuse.mounting import MountError, MountOptions, mount
 from fusion_client.fuse.ops import (
     ROOT_INO,
     Attr,

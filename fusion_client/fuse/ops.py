@@ -22,7 +22,7 @@ Conventions every method follows:
   signal). Long operations may poll it and raise `FuseError(errno.EINTR)`; `interrupt()` is also
   called, from another worker thread, so blocking waits can be woken.
 
-Entry point (in `fusion_client.fuse`, module mount.py / session.py):
+Entry point (in `fusion_client.fuse`; modules mounting.py and session.py):
     session = mount(ops, mountpoint, options=MountOptions(allow_other=True, ...))
         # raises MountError(one-line cause); MountOptions also holds fsname/subtype, read_only,
         # default_permissions, use_fusermount (force the fusermount3 path), max_write (1 MiB),

@@ -51,8 +51,9 @@ class Node:
 
 
 class MemFS(Operations):
-    def __init__(self, *, timeout: float = 1.0) -> None:
+    def __init__(self, *, timeout: float = 1.0, negative_timeout: float = 0.0) -> None:
         self.timeout = timeout
+        self.negative_timeout = negative_timeout
         self.lock = threading.RLock()
         self.nodes: dict[int, Node] = {ROOT_INO: Node(ROOT_INO, stat.S_IFDIR | 0o755, nlink=2)}
         self.next_ino = ROOT_INO + 1
@@ -122,7 +123,14 @@ class MemFS(Operations):
         if node.nlink == 0 and node.nlookup == 0 and node.opened == 0:
             del self.nodes[node.ino]
 
-    def unused_lookups(self) -> dict[int, int]:
+    def populate(self, names: Sequence[bytes], data: bytes = b"") -> None:
+        """Files in the root made behind the kernel's back (so it has cached none of them)."""
+        with self.lock:
+            ctx = Context(0, 0, 0, 0)
+            for name in names:
+                self.add(ROOT_INO, name, stat.S_IFREG | 0o644, ctx).data[:] = data
+
+    def held_lookups(self) -> dict[int, int]:
         """Inodes (other than the root) the kernel still holds lookup references to."""
         with self.lock:
             return {n.ino: n.nlookup for n in self.nodes.values() if n.nlookup and n.ino != 1}
@@ -142,6 +150,8 @@ class MemFS(Operations):
     def lookup(self, ctx: Context, parent: int, name: bytes) -> Entry:
         with self.lock:
             self.calls["lookup"] += 1
+            if self.negative_timeout and name not in self.directory(parent).children:
+                return Entry.negative(self.negative_timeout)
             return self.looked_up(self.child(parent, name))
 
     def forget(self, ino: int, nlookup: int) -> None:
@@ -251,7 +261,8 @@ class MemFS(Operations):
             if flags & os.O_TRUNC:
                 node.data.clear()
             node.opened += 1
-            return Open(fh=ino)
+            slow = self.nodes[ROOT_INO].children.get(SLOW_NAME) == ino
+            return Open(fh=ino, direct_io=slow)  # direct I/O: reads wait in the caller
 
     def create(
         self, ctx: Context, parent: int, name: bytes, mode: int, flags: int, umask: int

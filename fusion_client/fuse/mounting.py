@@ -67,14 +67,11 @@ def mount(ops: Operations, mountpoint: str, options: MountOptions | None = None)
         readdirplus=options.readdirplus,
     )
     if not options.use_fusermount:
-        fd = _open_device(mountpoint)
         try:
+            fd = _open_device(mountpoint)
             _mount_syscall(fd, mountpoint, rootmode, protocol.max_write, options)
         except PermissionError:
-            os.close(fd)  # not privileged: fusermount3 is the way, as in libfuse
-        except BaseException:
-            os.close(fd)
-            raise
+            pass  # not privileged: fusermount3 (setuid root) is the way, as in libfuse
         else:
             return FuseSession(fd, mountpoint, protocol, _umount2)
     fd = _mount_fusermount(mountpoint, protocol.max_write, options)
@@ -94,15 +91,13 @@ def _check_mountpoint(mountpoint: str) -> int:
 
 
 def _open_device(mountpoint: str) -> int:
+    """/dev/fuse opened for mount(2); PermissionError when only fusermount3 could use it."""
     try:
         return os.open(abi.DEVICE, os.O_RDWR | os.O_CLOEXEC)
+    except PermissionError:
+        raise
     except OSError as e:
-        hint = {
-            errno.ENOENT: "load the fuse module; in a container add --device /dev/fuse",
-            errno.ENODEV: "the fuse module is not loaded",
-            errno.EACCES: "no permission to open it (run as root or add the user to group fuse)",
-            errno.EPERM: "the device is not allowed (in a container add --device /dev/fuse)",
-        }.get(e.errno or 0, e.strerror)
+        hint = "the fuse module is not loaded" if e.errno == errno.ENODEV else e.strerror
         raise MountError(f"cannot mount {mountpoint}: {abi.DEVICE}: {hint}") from None
 
 
@@ -133,6 +128,7 @@ def _permission_options(options: MountOptions, max_read: int) -> list[str]:
 def _mount_syscall(
     fd: int, mountpoint: str, rootmode: int, max_read: int, options: MountOptions
 ) -> None:
+    """mount(2) the connection of `fd`; on failure `fd` is closed (PermissionError: EPERM)."""
     data = ",".join(
         [
             f"fd={fd}",
@@ -162,8 +158,8 @@ def _mount_fusermount(mountpoint: str, max_read: int, options: MountOptions) -> 
     fusermount = shutil.which(FUSERMOUNT)
     if fusermount is None:
         raise MountError(
-            f"cannot mount {mountpoint}: not permitted to mount (needs CAP_SYS_ADMIN, e.g. "
-            f"docker --cap-add SYS_ADMIN) and {FUSERMOUNT} is not installed"
+            f"cannot mount {mountpoint}: not permitted to mount (needs root with CAP_SYS_ADMIN, "
+            f"e.g. docker --cap-add SYS_ADMIN) and {FUSERMOUNT} is not installed"
         )
     opts = [
         f"fsname={options.fsname}",

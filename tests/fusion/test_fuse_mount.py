@@ -1,0 +1,349 @@
+"""Real FUSE mounts of the in-memory test file system, driven by ordinary system calls and tools.
+
+Each test mounts tests/fusion/memfs.py in this process (worker threads serve the kernel while
+the test thread uses the mount) and unmounts afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fusion_client.fuse import FuseSession, MountError, MountOptions, abi, mount, mounting
+from tests.fusion.memfs import SLOW_NAME, MemFS
+from tests.support import REPO, need_binary, wait_until
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
+
+MiB = 1 << 20
+
+
+@dataclass
+class Mounted:
+    fs: MemFS
+    path: Path
+    session: FuseSession
+
+
+@contextlib.contextmanager
+def mounted(
+    tmp_path: Path, fs: MemFS | None = None, options: MountOptions | None = None
+) -> Iterator[Mounted]:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    fs = fs or MemFS()
+    session = mount(fs, str(mountpoint), options)
+    try:
+        session.start(threads=4)
+        yield Mounted(fs, mountpoint, session)
+    finally:
+        assert session.stop_and_unmount(lazy=True, timeout=30), "workers did not stop"
+
+
+@pytest.fixture
+def mnt(tmp_path: Path) -> Iterator[Mounted]:
+    with mounted(tmp_path) as m:
+        yield m
+
+
+def mount_entry(path: Path) -> list[str] | None:
+    """The /proc/self/mountinfo fields after the separator for `path`: [fstype, source, opts]."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == str(path):
+            return fields[fields.index("-") + 1 :]
+    return None
+
+
+def test_mount_negotiates_1mib_requests_with_the_kernel(mnt: Mounted) -> None:
+    conn = mnt.fs.conn
+    assert conn is not None and conn.max_write == MiB and conn.max_pages == 256
+    assert conn.has(abi.ASYNC_READ) and conn.has(abi.DO_READDIRPLUS)
+    assert not conn.has(abi.WRITEBACK_CACHE)
+    assert mount_entry(mnt.path)[:2] == ["fuse.fusion", "fusion"]
+
+
+def test_root_is_an_empty_directory_with_statfs(mnt: Mounted) -> None:
+    assert os.listdir(mnt.path) == []
+    assert os.stat(mnt.path).st_ino == 1
+    assert os.statvfs(mnt.path).f_blocks == 1 << 20
+
+
+def test_file_written_in_1mib_requests_reads_back_identical(mnt: Mounted) -> None:
+    data = os.urandom(4 * MiB + 123)
+    path = mnt.path / "big"
+    path.write_bytes(data)
+    assert max(mnt.fs.write_sizes) == MiB
+    assert path.read_bytes() == data
+    assert os.stat(path).st_size == len(data)
+
+
+def drop_page_cache(path: Path) -> None:
+    """Make the next reads of `path` reach the file system instead of the kernel's cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_read_replies_made_of_several_buffers_are_released(mnt: Mounted) -> None:
+    (mnt.path / "f").write_bytes(b"0123456789" * 1000)
+    drop_page_cache(mnt.path / "f")
+    assert (mnt.path / "f").read_bytes() == b"0123456789" * 1000
+    assert mnt.fs.calls["read"] > 0
+    wait_until(lambda: mnt.fs.read_releases == mnt.fs.calls["read"], 10, "every release")
+
+
+def test_create_mkdir_rename_symlink_unlink_rmdir(mnt: Mounted) -> None:
+    (mnt.path / "d").mkdir()
+    (mnt.path / "d" / "a").write_text("hello")
+    os.rename(mnt.path / "d" / "a", mnt.path / "b")
+    os.symlink("b", mnt.path / "link")
+    assert os.readlink(mnt.path / "link") == "b"
+    assert (mnt.path / "link").read_text() == "hello"
+    assert sorted(os.listdir(mnt.path)) == ["b", "d", "link"]
+    with pytest.raises(OSError) as busy:
+        os.rmdir(mnt.path)  # the mountpoint itself
+    assert busy.value.errno == errno.EBUSY
+    (mnt.path / "d" / "x").write_text("x")
+    with pytest.raises(OSError) as notempty:
+        os.rmdir(mnt.path / "d")
+    assert notempty.value.errno == errno.ENOTEMPTY
+    os.unlink(mnt.path / "d" / "x")
+    os.rmdir(mnt.path / "d")
+    os.unlink(mnt.path / "link")
+    assert os.listdir(mnt.path) == ["b"]
+
+
+def test_truncate_and_open_with_o_trunc(mnt: Mounted) -> None:
+    path = mnt.path / "t"
+    path.write_bytes(b"abcdef")
+    os.truncate(path, 3)
+    assert path.read_bytes() == b"abc"
+    os.truncate(path, 5)
+    assert path.read_bytes() == b"abc\0\0"
+    with open(path, "wb") as f:  # O_TRUNC, passed to open() with ATOMIC_O_TRUNC
+        f.write(b"z")
+    assert path.read_bytes() == b"z"
+
+
+def test_operations_the_file_system_lacks_fail_with_the_kernels_errno(mnt: Mounted) -> None:
+    (mnt.path / "a").write_text("a")
+    with pytest.raises(OSError) as link:
+        os.link(mnt.path / "a", mnt.path / "b")
+    assert link.value.errno == errno.EPERM  # the kernel maps LINK's ENOSYS to EPERM
+    for _ in range(2):
+        with pytest.raises(OSError) as xattr:
+            os.getxattr(mnt.path / "a", "user.x")
+        assert xattr.value.errno == errno.EOPNOTSUPP  # ENOSYS: the kernel stops asking
+
+
+def test_listing_2000_entries_takes_several_readdirplus_replies(tmp_path: Path) -> None:
+    fs = MemFS(timeout=60)
+    names = [f"file-{i:05d}".encode() for i in range(2000)]
+    fs.populate(names, b"xyz")
+    with mounted(tmp_path, fs, MountOptions(readdirplus="always")) as m:
+        listed = subprocess.run(
+            ["ls", "-l", "--time-style=+", str(m.path)], capture_output=True, text=True, check=True
+        ).stdout.splitlines()[1:]
+        assert [line.split()[-1] for line in listed] == [n.decode() for n in names]
+        assert all(line.split()[4] == "3" for line in listed)
+        assert fs.calls["readdirplus"] > 2  # one kernel buffer holds a few hundred
+        assert fs.calls["lookup"] == 0  # every attribute came with the listing
+
+
+def test_lookup_counts_balance_once_the_kernel_forgets(tmp_path: Path) -> None:
+    fs = MemFS(timeout=60)
+    fs.populate([f"f{i}".encode() for i in range(300)])
+    with mounted(tmp_path, fs, MountOptions(readdirplus="always")) as m:
+        for entry in os.scandir(m.path):
+            entry.stat()
+        (m.path / "sub").mkdir()
+        (m.path / "sub" / "new").write_text("n")
+        os.symlink("f1", m.path / "sym")
+        assert len(fs.held_lookups()) == 303
+        Path("/proc/sys/vm/drop_caches").write_text("2")  # the kernel evicts and FORGETs
+        wait_until(lambda: not fs.held_lookups(), 30, "FORGET of every inode")
+        assert fs.calls["forget"] > 0
+
+
+def test_negative_entries_are_cached_by_the_kernel(tmp_path: Path) -> None:
+    fs = MemFS(negative_timeout=60)
+    with mounted(tmp_path, fs) as m:
+        for _ in range(3):
+            assert not (m.path / "missing").exists()
+        assert fs.calls["lookup"] == 1
+        (m.path / "missing").write_text("now here")
+        assert (m.path / "missing").read_text() == "now here"
+
+
+def test_concurrent_readers_on_several_threads_see_the_same_bytes(mnt: Mounted) -> None:
+    data = os.urandom(8 * MiB)
+    (mnt.path / "shared").write_bytes(data)
+    drop_page_cache(mnt.path / "shared")
+
+    def digest(block: int) -> str:
+        h = hashlib.sha256()
+        with open(mnt.path / "shared", "rb", buffering=0) as f:
+            while chunk := f.read(block):
+                h.update(chunk)
+        return h.hexdigest()
+
+    blocks = [4096, 65536, MiB, 3 * MiB, 12345, MiB + 1, 8192, 2 * MiB]
+    with ThreadPoolExecutor(len(blocks)) as pool:
+        assert set(pool.map(digest, blocks)) == {hashlib.sha256(data).hexdigest()}
+
+
+def test_interrupted_read_returns_eintr_to_the_signalled_process(mnt: Mounted) -> None:
+    (mnt.path / SLOW_NAME.decode()).write_text("never read")
+    reader = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTIBLE_READER, str(mnt.path / SLOW_NAME.decode())],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout.readline() == "opened\n"
+        wait_until(lambda: mnt.fs.calls["read"] > 0, 10, "the READ to arrive")
+        reader.send_signal(10)  # SIGUSR1: the kernel sends INTERRUPT for the pending READ
+        assert reader.stdout.readline() == "interrupted\n"
+        assert reader.wait(10) == 0
+    finally:
+        reader.kill()
+    assert mnt.fs.interrupted
+
+
+INTERRUPTIBLE_READER = """
+import os, signal, sys
+class Interrupted(Exception): pass
+def on_signal(*_): raise Interrupted
+signal.signal(signal.SIGUSR1, on_signal)
+fd = os.open(sys.argv[1], os.O_RDONLY)
+print("opened", flush=True)
+try:
+    os.read(fd, 100)
+    print("read", flush=True)
+except Interrupted:
+    print("interrupted", flush=True)
+"""
+
+
+def test_serve_returns_when_unmounted_from_outside(tmp_path: Path) -> None:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    fs = MemFS()
+    session = mount(fs, str(mountpoint))
+    server = threading.Thread(target=session.serve, kwargs={"threads": 3})
+    server.start()
+    (mountpoint / "f").write_text("idle now")
+    subprocess.run(["umount", str(mountpoint)], check=True)
+    server.join(30)
+    assert not server.is_alive() and fs.destroyed
+    assert mount_entry(mountpoint) is None
+
+
+def test_stop_and_unmount_of_an_idle_mount_stops_every_worker(tmp_path: Path) -> None:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    session = mount(MemFS(), str(mountpoint))
+    session.start(threads=4)
+    os.listdir(mountpoint)
+    assert session.stop_and_unmount(timeout=30)
+    assert mount_entry(mountpoint) is None
+    assert not [t for t in threading.enumerate() if t.name.startswith("fuse-")]
+
+
+def test_fusermount3_path_mounts_serves_and_unmounts(tmp_path: Path) -> None:
+    need_binary("fusermount3")
+    with mounted(tmp_path, options=MountOptions(use_fusermount=True)) as m:
+        assert mount_entry(m.path)[:2] == ["fuse.fusion", "fusion"]
+        (m.path / "f").write_bytes(b"through fusermount3")
+        assert (m.path / "f").read_bytes() == b"through fusermount3"
+    assert mount_entry(m.path) is None
+
+
+def test_unprivileged_user_falls_back_to_fusermount3() -> None:
+    fusermount = need_binary("fusermount3")
+    unshare = need_binary("unshare")
+    with tempfile.TemporaryDirectory(prefix="fuse-nobody-") as top:  # pytest's tmp is 0700
+        os.chmod(top, 0o755)
+        mountpoint = Path(top) / "mnt"
+        mountpoint.mkdir()
+        os.chown(mountpoint, 65534, 65534)
+        # /dev/fuse is root-only here (distros make it 0666): in a private mount namespace,
+        # bind a world-usable node over it, as an ordinary host has.
+        device = Path(top) / "fuse"
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(10, 229))
+        os.chmod(device, 0o666)
+        shell = f'mount --bind {device} /dev/fuse && exec "$0" "$@"'
+        namespace = [unshare, "--mount", "--propagation", "private", "sh", "-c", shell]
+        done = subprocess.run(
+            [*namespace, sys.executable, "-c", UNPRIVILEGED_MOUNT, str(mountpoint)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "running as uid 65534",
+        f"cannot mount {mountpoint}: {fusermount}: option allow_other only allowed if "
+        "'user_allow_other' is set in /etc/fuse.conf",
+        "served: hello",
+        "unmounted: True",
+    ]
+
+
+# Runs as root only until it drops to nobody, after importing everything it needs.
+UNPRIVILEGED_MOUNT = textwrap.dedent("""
+    import os, sys
+    from fusion_client.fuse import mount, MountError, MountOptions
+    from tests.fusion.memfs import MemFS
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)
+    mountpoint = sys.argv[1]
+    print("running as uid", os.getuid())
+    try:
+        mount(MemFS(), mountpoint, MountOptions(allow_other=True))
+    except MountError as e:
+        print(e)
+    session = mount(MemFS(), mountpoint, MountOptions(allow_other=False))
+    session.start(2)
+    with open(os.path.join(mountpoint, "f"), "w") as f:
+        f.write("hello")
+    print("served:", open(os.path.join(mountpoint, "f")).read())
+    print("unmounted:", session.stop_and_unmount(timeout=30))
+""")
+
+
+def test_mount_errors_name_the_cause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(MountError, match=r"mnt: the mountpoint does not exist$"):
+        mount(MemFS(), str(tmp_path / "mnt"))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(MountError, match=r"file: the mountpoint is not a directory$"):
+        mount(MemFS(), str(tmp_path / "file"))
+    monkeypatch.setattr(abi, "DEVICE", str(tmp_path / "no-fuse"))
+    with pytest.raises(MountError, match=r"does not exist .*--device /dev/fuse\)$"):
+        mount(MemFS(), str(tmp_path))
+
+
+def test_mount_without_privilege_or_fusermount3_says_what_is_needed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mounting, "FUSERMOUNT", "fusermount-not-installed")
+    needed = r"not permitted to mount \(needs root with CAP_SYS_ADMIN.*is not installed$"
+    with pytest.raises(MountError, match=needed):
+        mount(MemFS(), str(tmp_path), MountOptions(use_fusermount=True))
