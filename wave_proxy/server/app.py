@@ -30,9 +30,12 @@ MAX_REQUEST_BODY = 64 << 10  # pull-only: no request needs a body
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_app(settings: Settings, retry: RetryPolicy | None = None) -> web.Application:
+def create_app(
+    settings: Settings, retry: RetryPolicy | None = None, upstream_timeout: float = 30.0
+) -> web.Application:
+    """The proxy app; `retry` and `upstream_timeout` tune the upstream client (tests shorten)."""
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[oci_errors])
-    app.cleanup_ctx.append(lambda app: _lifecycle(app, settings, retry))
+    app.cleanup_ctx.append(lambda app: _lifecycle(app, settings, retry, upstream_timeout))
     app.on_response_prepare.append(_add_api_version)
     app.router.add_route("*", "/v2", handlers.version)
     app.router.add_route("*", "/v2/", handlers.version)
@@ -41,7 +44,7 @@ def create_app(settings: Settings, retry: RetryPolicy | None = None) -> web.Appl
 
 
 async def _lifecycle(
-    app: web.Application, settings: Settings, retry: RetryPolicy | None
+    app: web.Application, settings: Settings, retry: RetryPolicy | None, timeout: float
 ) -> AsyncIterator[None]:
     data_dir = settings.data_dir
     blobs = BlobStore(data_dir / "blobs")
@@ -53,7 +56,7 @@ async def _lifecycle(
     session = aiohttp.ClientSession(
         auto_decompress=False, connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60)
     )
-    registries = Registries(settings.registries, session, credentials, retry)
+    registries = Registries(settings.registries, session, credentials, retry, timeout)
     app[handlers.BLOBS] = blobs
     app[handlers.AUGMENTER] = Augmenter(store, registries, layers)
     for layer in layers:

@@ -1,21 +1,16 @@
-"""The upstream client against a scriptable in-process registry that misbehaves on purpose.
-
-The real docker-registry cannot be made to answer 503, 429 or redirect to a CDN on demand; this
-small aiohttp app can, and it records what the client sent.
-"""
+"""The upstream client against the scriptable fake registry (fake_registry.py)."""
 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
-from aiohttp import web
 
+from tests.proxy.unit.fake_registry import BLOB, FAST, MANIFEST, OCI, start_fake
 from wave_proxy.image.digest import sha256_digest
 from wave_proxy.upstream.auth import Credentials
-from wave_proxy.upstream.client import MAX_MANIFEST_BYTES, RegistryClient, RetryPolicy
+from wave_proxy.upstream.client import MAX_MANIFEST_BYTES, RegistryClient
 from wave_proxy.upstream.errors import (
     UpstreamBadResponse,
     UpstreamDenied,
@@ -24,94 +19,13 @@ from wave_proxy.upstream.errors import (
     UpstreamUnavailable,
 )
 
-MANIFEST = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}'
-OCI = "application/vnd.oci.image.manifest.v1+json"
-BLOB = b"blob content" * 100
-FAST = RetryPolicy(attempts=3, first_delay=0.01)
-
-
-@dataclass
-class Script:
-    """What the fake registry does; tests set fields, then read what was recorded."""
-
-    auth: str = "bearer"  # bearer | basic | none
-    user: Credentials | None = None
-    expires_in: int = 300
-    failures: list[int] = field(default_factory=list)  # statuses to answer first, in order
-    redirect_blobs: bool = False
-    manifest: bytes = MANIFEST
-    token_requests: list[dict[str, str]] = field(default_factory=list)
-    issued: int = 0
-    seen: list[tuple[str, str, str | None]] = field(default_factory=list)
-    cdn_authorization: list[str | None] = field(default_factory=list)
-
-
-def fake_registry(script: Script, cdn_url: list[str]) -> web.Application:
-    async def token(request: web.Request) -> web.Response:
-        script.token_requests.append(dict(request.query))
-        if script.user and request.headers.get("Authorization") != script.user.basic_header():
-            return web.Response(status=401)
-        script.issued += 1
-        return web.json_response({"token": f"tok-{script.issued}", "expires_in": script.expires_in})
-
-    def authorized(request: web.Request) -> bool:
-        header = request.headers.get("Authorization")
-        if script.auth == "none":
-            return True
-        if script.auth == "basic":
-            return script.user is not None and header == script.user.basic_header()
-        return header == f"Bearer tok-{script.issued}" and script.issued > 0
-
-    def challenge(request: web.Request) -> str:
-        if script.auth == "basic":
-            return 'Basic realm="fake"'
-        realm = f"http://{request.host}/token"
-        return f'Bearer realm="{realm}",service="fake",scope="repository:x:pull"'
-
-    async def v2(request: web.Request) -> web.StreamResponse:
-        script.seen.append((request.method, request.path, request.headers.get("Authorization")))
-        if script.failures:
-            status = script.failures.pop(0)
-            return web.Response(status=status, headers={"Retry-After": "7"})
-        if not authorized(request):
-            return web.Response(status=401, headers={"WWW-Authenticate": challenge(request)})
-        kind, ref = request.match_info["kind"], request.match_info["ref"]
-        if ref.endswith("missing"):
-            return web.Response(status=404)
-        if kind == "manifests":
-            headers = {"Docker-Content-Digest": sha256_digest(script.manifest)}
-            return web.Response(body=script.manifest, content_type=OCI, headers=headers)
-        if script.redirect_blobs:
-            raise web.HTTPTemporaryRedirect(f"{cdn_url[0]}/cdn/{ref}")
-        return web.Response(body=BLOB)
-
-    app = web.Application()
-    app.router.add_get("/token", token)
-    app.router.add_route("*", "/v2/{repo:.+}/{kind:manifests|blobs}/{ref}", v2)
-    return app
-
-
-def fake_cdn(script: Script) -> web.Application:
-    async def serve(request: web.Request) -> web.Response:
-        script.cdn_authorization.append(request.headers.get("Authorization"))
-        return web.Response(body=BLOB)
-
-    app = web.Application()
-    app.router.add_get("/cdn/{ref}", serve)
-    return app
-
 
 @pytest.fixture
 async def setup(aiohttp_server):
-    script = Script()
-    cdn_url: list[str] = []
-    cdn = await aiohttp_server(fake_cdn(script))
-    cdn_url.append(str(cdn.make_url("")).rstrip("/"))
-    server = await aiohttp_server(fake_registry(script, cdn_url))
+    script, url = await start_fake(aiohttp_server)
     async with aiohttp.ClientSession(auto_decompress=False) as session:
 
         def client(credentials: Credentials | None = None) -> RegistryClient:
-            url = str(server.make_url("")).rstrip("/")
             return RegistryClient("fake.io", url, session, credentials, FAST, timeout=5)
 
         yield script, client

@@ -1,0 +1,170 @@
+"""The proxy app over HTTP against an upstream that misbehaves on purpose (fake_registry.py):
+rate limits, outages, slowness, malformed or oversized manifests, CDN redirects, schema1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.proxy.unit.fake_registry import FAST, Script, start_fake
+from tests.support.images import tar_layer, write_marker_layer
+from wave_proxy.config import LayerSpec, Settings
+from wave_proxy.image import mediatypes as mt
+from wave_proxy.image.digest import sha256_digest
+from wave_proxy.server.app import create_app
+from wave_proxy.server.handlers import AUGMENTER
+from wave_proxy.upstream.client import MAX_MANIFEST_BYTES
+
+ACCEPT = {"Accept": ", ".join(mt.DEFAULT_ACCEPT)}
+
+
+def seed_image(script: Script) -> None:
+    """A valid Docker schema2 image served by the fake for every tag and digest."""
+    layer = tar_layer({"a.txt": b"a"})
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+        }
+    ).encode()
+    script.blobs = {sha256_digest(config): config, layer.digest: layer.compressed}
+    script.manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.DOCKER_MANIFEST,
+            "config": {
+                "mediaType": mt.DOCKER_CONFIG,
+                "size": len(config),
+                "digest": sha256_digest(config),
+            },
+            "layers": [
+                {"mediaType": mt.DOCKER_LAYER_GZIP, "size": layer.size, "digest": layer.digest}
+            ],
+        }
+    ).encode()
+    script.media_type = mt.DOCKER_MANIFEST
+
+
+@pytest.fixture
+async def fake(aiohttp_server, aiohttp_client, tmp_path) -> tuple[Script, TestClient]:
+    script, url = await start_fake(aiohttp_server)
+    script.auth = "none"
+    seed_image(script)
+    layer = tmp_path / "marker.tar.gz"
+    write_marker_layer(layer)
+    settings = Settings(
+        registries={"docker.io": url}, layers=(LayerSpec(layer),), data_dir=tmp_path / "data"
+    )
+    client = await aiohttp_client(create_app(settings, retry=FAST, upstream_timeout=0.5))
+    assert client.app is not None
+    client.app[AUGMENTER].tag_ttl = 0  # every request asks upstream what its tag names now
+    return script, client
+
+
+def error(body: bytes) -> dict:
+    return json.loads(body)["errors"][0]
+
+
+async def test_upstream_429_goes_back_as_toomanyrequests_with_retry_after(fake):
+    script, client = fake
+    script.failures = [429]
+    response = await client.get("/v2/org/tool/manifests/1", headers=ACCEPT)
+    assert response.status == 429
+    assert response.headers["Retry-After"] == "7"
+    assert error(await response.read())["code"] == "TOOMANYREQUESTS"
+
+
+async def test_transient_5xx_is_retried_and_the_pull_succeeds(fake):
+    script, client = fake
+    script.failures = [503, 502]
+    response = await client.get("/v2/org/tool/manifests/1", headers=ACCEPT)
+    assert response.status == 200
+
+
+async def test_upstream_outage_is_unavailable_and_names_the_registry(fake):
+    script, client = fake
+    script.down = True
+    response = await client.get("/v2/org/tool/manifests/1", headers=ACCEPT)
+    assert response.status == 503
+    body = error(await response.read())
+    assert body["code"] == "UNAVAILABLE" and "docker.io" in body["message"]
+
+
+async def test_slow_upstream_times_out_with_504(fake):
+    script, client = fake
+    script.delay = 2
+    response = await client.get("/v2/org/tool/manifests/1", headers=ACCEPT)
+    assert response.status == 504
+    assert "timed out" in error(await response.read())["message"]
+
+
+async def test_last_known_tag_is_served_while_upstream_is_down(fake):
+    script, client = fake
+    first = await client.get("/v2/org/tool/manifests/1", headers=ACCEPT)
+    script.down = True
+    second = await client.get("/v2/org/tool/manifests/1", headers=ACCEPT)
+    assert second.status == 200
+    assert second.headers["Docker-Content-Digest"] == first.headers["Docker-Content-Digest"]
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [b"{not json", b'{"schemaVersion":2,"mediaType":"' + mt.DOCKER_MANIFEST.encode() + b'"}'],
+    ids=["not-json", "no-config"],
+)
+async def test_malformed_upstream_manifest_is_manifest_invalid_and_nothing_is_stored(
+    fake, manifest
+):
+    script, client = fake
+    good = script.manifest
+    script.manifest = manifest
+    response = await client.get("/v2/org/tool/manifests/1", headers=ACCEPT)
+    assert response.status == 502
+    assert error(await response.read())["code"] == "MANIFEST_INVALID"
+    script.manifest = good
+    fixed = await client.get("/v2/org/tool/manifests/1", headers=ACCEPT)
+    assert fixed.status == 200
+    assert fixed.headers["X-Wave-Proxy-Augmented"] == "true"
+
+
+async def test_oversized_upstream_manifest_is_refused(fake):
+    script, client = fake
+    script.manifest = b"{" + b" " * MAX_MANIFEST_BYTES + b"}"
+    response = await client.get("/v2/org/tool/manifests/1", headers=ACCEPT)
+    assert response.status == 502
+    assert "exceeds" in error(await response.read())["message"]
+
+
+async def test_upstream_blob_redirect_is_relayed_as_307(fake):
+    script, client = fake
+    script.redirect_blobs = True
+    digest = "sha256:" + "e" * 64
+    response = await client.get(f"/v2/org/tool/blobs/{digest}", allow_redirects=False)
+    assert response.status == 307
+    assert "/cdn/" in response.headers["Location"]
+    assert response.headers["Docker-Content-Digest"] == digest
+
+
+async def test_schema1_manifests_pass_through_with_a_warning(fake):
+    script, client = fake
+    script.manifest = json.dumps({"schemaVersion": 1, "name": "org/tool", "fsLayers": []}).encode()
+    script.media_type = mt.DOCKER_SCHEMA1_SIGNED
+    response = await client.get("/v2/org/tool/manifests/1", headers={"Accept": "*/*"})
+    assert response.status == 200
+    assert await response.read() == script.manifest
+    assert response.headers["X-Wave-Proxy-Augmented"] == "false"
+    assert "not augmented" in response.headers["Warning"]
+
+
+async def test_concurrent_cold_pulls_share_one_augmentation(fake):
+    script, client = fake
+    responses = await asyncio.gather(
+        *(client.get("/v2/org/tool/manifests/1", headers=ACCEPT) for _ in range(8))
+    )
+    assert {r.status for r in responses} == {200}
+    manifest_gets = [s for s in script.seen if s[0] == "GET" and "/manifests/" in s[1]]
+    assert len(manifest_gets) == 1
