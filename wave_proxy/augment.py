@@ -173,21 +173,28 @@ class Augmenter:
                     document.body, document.media_type, produced, produced != upstream_digest
                 )
         fetched = await client.get_manifest(name.repository, upstream_digest, accept)
-        media_type = _media_type_of(fetched)
-        result = None  # schema1, artifacts and unknown types are served unchanged
-        if self.passthrough:
-            pass
-        elif media_type in mt.IMAGE_MANIFESTS:
-            result = await self._augment_image(client, name, fetched)
-        elif media_type in mt.INDEXES:
-            result = await self._augment_index(client, name, fetched)
-        if result is None:
-            result = Document(media_type, fetched.body)
+        result = await self._augment(client, name, fetched) or Document(
+            _media_type_of(fetched), fetched.body
+        )
         await self._persist(name, result, base=upstream_digest)
         await self.store.set_value(result_key, result.digest)
         return ServedManifest(
             result.body, result.media_type, result.digest, result.digest != upstream_digest
         )
+
+    async def _augment(
+        self, client: RegistryClient, name: ImageName, fetched: FetchedManifest
+    ) -> Document | None:
+        """The augmented document, None to serve upstream's unchanged (no layers, schema1,
+        artifacts, unknown types)."""
+        media_type = _media_type_of(fetched)
+        if self.passthrough:
+            return None
+        if media_type in mt.IMAGE_MANIFESTS:
+            return await self._augment_image(client, name, fetched)
+        if media_type in mt.INDEXES:
+            return await self._augment_index(client, name, fetched)
+        return None
 
     async def _augment_image(
         self, client: RegistryClient, name: ImageName, fetched: FetchedManifest

@@ -1,0 +1,33 @@
+"""`wavectl serve` reports bad settings in one line with a non-zero status, no traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from wave_proxy.cli import main
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--listen", "nohost"], "invalid listen address"),
+        (["--layer", "/nonexistent/layer.tar.gz"], "cannot read layer"),
+        (["--registry", "docker.io=ftp://x"], "invalid URL"),
+        (["--docker-config", "/nonexistent/config.json"], "cannot read docker config"),
+        (["--config", "/nonexistent/proxy.toml"], "cannot read config file"),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line(capsys, tmp_path, args, message):
+    status = main(["serve", "--data-dir", str(tmp_path / "data"), "--listen", "127.0.0.1:0", *args])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_layer_that_is_not_gzip_is_refused_at_start(capsys, tmp_path):
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not gzip")
+    status = main(["serve", "--data-dir", str(tmp_path / "d"), "--layer", str(junk)])
+    assert status == 2
+    assert "is not a .tar.gz" in capsys.readouterr().err
