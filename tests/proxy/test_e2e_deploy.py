@@ -15,7 +15,7 @@ import yaml
 
 from tests.support import REPO, need_binary
 from tests.support.dockerd import Dockerd, dockerd_running
-from tests.support.images import Layer, Shapes
+from tests.support.images import Layer, PushedImage, Shapes
 from tests.support.proxy import Proxy, proxy_running, upstream_args
 from tests.support.registry import Registry
 
@@ -32,11 +32,15 @@ def with_proxy(text: str, proxy: Proxy) -> str:
 
 @pytest.fixture(scope="module")
 def ghcr_proxy(
-    tmp_path_factory: pytest.TempPathFactory, upstream: Registry, marker_layer: tuple[Path, Layer]
+    tmp_path_factory: pytest.TempPathFactory,
+    upstream: Registry,
+    htpasswd_upstream: Registry,
+    marker_layer: tuple[Path, Layer],
 ) -> Iterator[Proxy]:
-    """A proxy that knows docker.io and ghcr.io, both served by the loopback upstream."""
+    """A proxy whose docker.io is the open upstream and whose ghcr.io is the htpasswd one, so a
+    ghcr.io image only resolves if the proxy routes on containerd's `?ns=`."""
     args = [
-        *upstream_args({"docker.io": upstream, "ghcr.io": upstream}),
+        *upstream_args({"docker.io": upstream, "ghcr.io": htpasswd_upstream}),
         "--layer", str(marker_layer[0]),
     ]  # fmt: skip
     with proxy_running(tmp_path_factory.mktemp("proxy-ghcr"), args) as proxy:
@@ -55,7 +59,7 @@ def test_daemon_json_makes_docker_pull_docker_io_images_through_the_proxy(
 
 @pytest.mark.parametrize(
     ("registry", "reference"),
-    [("docker.io", "docker.io/library/busybox:1"), ("ghcr.io", "ghcr.io/shapes/oci:1")],
+    [("docker.io", "docker.io/library/busybox:1"), ("ghcr.io", "ghcr.io/private/tool:1")],
 )
 def test_containerd_hosts_toml_resolves_and_pulls_through_the_proxy(
     registry: str,
@@ -63,7 +67,7 @@ def test_containerd_hosts_toml_resolves_and_pulls_through_the_proxy(
     ghcr_proxy: Proxy,
     dockerd: Dockerd,
     shapes: Shapes,
-    marker_layer: tuple[Path, Layer],
+    htpasswd_image: PushedImage,
     tmp_path: Path,
 ) -> None:
     hosts = tmp_path / "certs.d" / registry / "hosts.toml"
@@ -78,10 +82,9 @@ def test_containerd_hosts_toml_resolves_and_pulls_through_the_proxy(
         timeout=300,
     )
     assert pulled.returncode == 0, pulled.stderr + ghcr_proxy.log()[-3000:]
-    assert f"ns={registry}" in ghcr_proxy.log()
     listed = subprocess.run([*ctr, "images", "ls"], capture_output=True, text=True, check=True)
     subprocess.run([*ctr, "images", "rm", reference], capture_output=True, check=False)
-    upstream_digests = {shapes.busybox.digest, shapes.oci.digest}
+    upstream_digests = {shapes.busybox.digest, htpasswd_image.digest}
     [line] = [line for line in listed.stdout.splitlines() if line.startswith(reference)]
     digest = next(word for word in line.split() if word.startswith("sha256:"))
     assert digest not in upstream_digests

@@ -144,3 +144,15 @@ def test_oci_manifest_records_its_base_image(shapes: Shapes, proxy: Proxy) -> No
 def test_a_request_by_upstream_digest_is_served_byte_for_byte(shapes: Shapes, proxy: Proxy) -> None:
     raw = inspect_raw(proxy, f"{shapes.schema2.repository}@{shapes.schema2.digest}")
     assert raw == shapes.schema2.manifest
+
+
+def test_augmented_index_drops_attestations_whose_subject_digest_it_replaced(
+    shapes: Shapes, proxy: Proxy
+) -> None:
+    """The documented choice (wave_proxy/image/mutate.py): an attestation names the upstream
+    platform digest, which the augmented index no longer contains. The original index, with its
+    attestation, stays pullable by its own digest."""
+    index = json.loads(inspect_raw(proxy, shapes.oci_index.reference))
+    assert all(e["platform"]["architecture"] != "unknown" for e in index["manifests"])
+    original = inspect_raw(proxy, f"{shapes.oci_index.repository}@{shapes.oci_index.digest}")
+    assert original == shapes.oci_index.manifest
