@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from fusion_client.fs.runtime import MountedFileSystem
 from fusion_client.s3 import S3Client
+from fusion_client.settings import Settings
+from tests.support.faults import FaultProxy
 from tests.support.s3servers import S3Server, moto_s3, s3rver
 
 __all__ = ["moto_s3", "s3rver"]
@@ -31,3 +36,58 @@ def s3rver_client(s3rver: S3Server) -> Iterator[S3Client]:
     client = make_client(s3rver)
     yield client
     client.close()
+
+
+@pytest.fixture
+def fault_proxy(s3rver: S3Server) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session's s3rver."""
+    proxy = FaultProxy(int(s3rver.endpoint.rsplit(":", 1)[1]))
+    yield proxy
+    proxy.close()
+
+
+def through_proxy(server: S3Server, proxy: FaultProxy, **env: str) -> S3Client:
+    """A client of `server` whose requests go through `proxy`."""
+    return S3Client.from_env(server.env(**FAST_RETRIES, AWS_ENDPOINT_URL=proxy.endpoint, **env))
+
+
+# -- mounted file systems (H5) -----------------------------------------------------------------
+
+
+@dataclass
+class FusionMount:
+    """An in-process mount of one S3 server; `path(bucket, key)` names a file under it."""
+
+    root: Path
+    server: S3Server
+    mounted: MountedFileSystem
+
+    def path(self, bucket: str, key: str = "") -> Path:
+        return self.root / "s3" / bucket / key if key else self.root / "s3" / bucket
+
+
+def _mount(server: S3Server, base: Path, **env: str) -> Iterator[FusionMount]:
+    environ = {
+        **server.env(**FAST_RETRIES),
+        "FUSION_MOUNT": str(base / "mnt"),
+        "FUSION_CACHE_LOCATION": str(base / "cache"),
+        "FUSION_METADATA_TTL": "0.2",
+        "FUSION_NEGATIVE_TTL": "0.2",
+        **env,
+    }
+    mounted = MountedFileSystem.start(Settings.from_env(environ), environ)
+    try:
+        yield FusionMount(base / "mnt", server, mounted)
+    finally:
+        lost = mounted.close()
+        assert not lost, f"uploads lost at unmount: {lost}"
+
+
+@pytest.fixture(scope="session")
+def s3rver_mount(s3rver: S3Server, tmp_path_factory: pytest.TempPathFactory):
+    yield from _mount(s3rver, tmp_path_factory.mktemp("fusion-s3rver"))
+
+
+@pytest.fixture(scope="session")
+def moto_mount(moto_s3: S3Server, tmp_path_factory: pytest.TempPathFactory):
+    yield from _mount(moto_s3, tmp_path_factory.mktemp("fusion-moto"))

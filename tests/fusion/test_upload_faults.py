@@ -1,0 +1,96 @@
+"""Uploads survive S3 faults (500s, cut connections) intact, and fail loudly when S3 is down."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fusion_client.upload import Uploader, UploadError
+from tests.fusion.conftest import through_proxy
+from tests.support.faults import FaultProxy
+from tests.support.s3servers import S3Server
+
+PART = 5 * 2**20
+
+
+@pytest.fixture
+def uploader(s3rver: S3Server, fault_proxy: FaultProxy) -> Iterator[Uploader]:
+    up = Uploader(through_proxy(s3rver, fault_proxy, FUSION_S3_MAX_ATTEMPTS="4"), part_size=PART)
+    yield up
+    up.shutdown()
+
+
+def write_file(tmp_path: Path, uploader: Uploader, bucket: str, key: str, data: bytes):
+    fd = os.open(tmp_path / key.replace("/", "_"), os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+    upload = uploader.begin(bucket, key, fd)
+    for offset in range(0, len(data), 2**20):
+        chunk = data[offset : offset + 2**20]
+        os.pwrite(fd, chunk, offset)
+        upload.written(offset, len(chunk))
+    return upload
+
+
+def assert_stored(server: S3Server, bucket: str, key: str, data: bytes) -> None:
+    got = server.boto3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_server_errors_on_parts_are_retried_and_the_object_is_intact(
+    s3rver, fault_proxy, uploader, tmp_path
+):
+    bucket = s3rver.new_bucket("ufault")
+    data = os.urandom(3 * PART + 12345)
+    fault_proxy.fail_next(3, match="partNumber=")
+    fault_proxy.fail_next(1, status=503, code="SlowDown", match="uploadId=")
+    upload = write_file(tmp_path, uploader, bucket, "out/data.bin", data)
+    upload.finish()
+    assert_stored(s3rver, bucket, "out/data.bin", data)
+    assert fault_proxy.pending_faults() == 0
+    assert uploader.stats.retries >= 4
+    assert uploader.stats.restarts == 0
+
+
+def test_connections_cut_mid_part_are_retried_and_the_object_is_intact(
+    s3rver, fault_proxy, uploader, tmp_path
+):
+    bucket = s3rver.new_bucket("ufault")
+    data = os.urandom(2 * PART + 1)
+    fault_proxy.drop_next_requests(2, match="partNumber=")
+    upload = write_file(tmp_path, uploader, bucket, "cut.bin", data)
+    upload.finish()
+    assert_stored(s3rver, bucket, "cut.bin", data)
+    assert fault_proxy.pending_faults() == 0
+
+
+def test_s3_down_at_finish_raises_upload_error_naming_the_object(
+    s3rver, fault_proxy, uploader, tmp_path
+):
+    bucket = s3rver.new_bucket("ufault")
+    upload = write_file(tmp_path, uploader, bucket, "lost/file.txt", b"precious")
+    fault_proxy.down = True
+    with pytest.raises(UploadError, match=f"s3://{bucket}/lost/file.txt"):
+        upload.finish()
+    failures = uploader.wait_all(timeout=10)
+    assert [(f.bucket, f.key) for f in failures] == [(bucket, "lost/file.txt")]
+    assert "ConnectionError" in failures[0].cause or "Connection" in failures[0].cause
+    assert uploader.stats.failures == 1
+    # Once S3 is back, finishing again makes it durable and clears the failure.
+    fault_proxy.down = False
+    upload.finish()
+    assert_stored(s3rver, bucket, "lost/file.txt", b"precious")
+    assert uploader.wait_all(timeout=10) == []
+
+
+def test_s3_down_during_eager_parts_is_reported_by_wait_all(
+    s3rver, fault_proxy, uploader, tmp_path
+):
+    bucket = s3rver.new_bucket("ufault")
+    fault_proxy.down = True
+    write_file(tmp_path, uploader, bucket, "big/never.bin", os.urandom(PART + 10))
+    failures = uploader.wait_all(timeout=60, open_grace=0.1)
+    assert [str(f) for f in failures] == [f"s3://{bucket}/big/never.bin: {failures[0].cause}"]
+    assert "s3://" in failures[0].cause
