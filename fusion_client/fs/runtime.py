@@ -8,6 +8,7 @@ import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fusion_client.cache import ChunkCache
@@ -38,7 +39,9 @@ class MountedFileSystem:
     session: FuseSession
 
     @classmethod
-    def start(cls, settings: Settings) -> MountedFileSystem:
+    def start(
+        cls, settings: Settings, environ: Mapping[str, str] = os.environ
+    ) -> MountedFileSystem:
         setup_logging(settings.log_level, settings.log_output)
         try:
             os.makedirs(settings.cache_location, exist_ok=True)
@@ -46,15 +49,17 @@ class MountedFileSystem:
         except OSError as exc:
             raise MountUnavailable(f"cache location {settings.cache_location}: {exc}") from None
         try:
-            return cls._assemble(settings, workdir)
+            return cls._assemble(settings, workdir, environ)
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
 
     @classmethod
-    def _assemble(cls, settings: Settings, workdir: str) -> MountedFileSystem:
+    def _assemble(
+        cls, settings: Settings, workdir: str, environ: Mapping[str, str]
+    ) -> MountedFileSystem:
         try:
-            s3 = S3Client.from_env()
+            s3 = S3Client.from_env(environ)
         except (S3Error, ValueError) as exc:
             raise MountUnavailable(f"S3 is not configured: {exc}") from None
         capacity = settings.cache_size or int(
