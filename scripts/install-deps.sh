@@ -12,6 +12,7 @@ test_pkgs=(
   docker.io docker-registry skopeo redis-server fuse3 s3fs rclone
   busybox-static apache2-utils patchelf nodejs npm
   wrk hyperfine qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  gcc libc6-dev musl-tools
 )
 
 want=("${run_pkgs[@]}")
