@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LISTEN ?= 0.0.0.0:9090
 
-.PHONY: run test bench lint deps-run deps-test clean
+.PHONY: run test bench lint layer deps-run deps-test clean
 
 $(BIN)/python:
 	scripts/install-deps.sh run
@@ -33,6 +33,10 @@ test: deps-test
 
 bench: deps-test
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The prebuilt Fusion layers (layers/README.md): LAYER_ARGS="--arch amd64 --out DIR".
+layer: deps-test
+	$(BIN)/wavectl layer build $(LAYER_ARGS)
 
 lint: deps-test
 	$(BIN)/ruff check .

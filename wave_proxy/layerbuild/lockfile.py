@@ -50,7 +50,7 @@ class PinnedDeb:
 class Lock:
     distribution: str
     source_date_epoch: int  # mtime of every file in the layer
-    packages: dict[str, list[PinnedDeb]]  # by layer architecture
+    packages: dict[str, list[PinnedDeb]]  # by layer architecture, sorted by package name
 
     def for_arch(self, arch: Arch) -> list[PinnedDeb]:
         try:
@@ -86,8 +86,7 @@ def dump(lock: Lock, path: Path) -> None:
         "distribution": lock.distribution,
         "source_date_epoch": lock.source_date_epoch,
         "packages": {
-            arch: [asdict(p) for p in sorted(debs, key=lambda d: d.package)]
-            for arch, debs in sorted(lock.packages.items())
+            arch: [asdict(p) for p in debs] for arch, debs in sorted(lock.packages.items())
         },
     }
     path.write_text(json.dumps(doc, indent=2) + "\n")
@@ -99,7 +98,10 @@ def resolve(arches: list[Arch], previous: Lock | None = None) -> Lock:
     The SOURCE_DATE_EPOCH moves only when a pin changes, so re-locking without changes
     keeps the layer byte-identical.
     """
-    packages = {arch.name: [_candidate(name, arch) for name in PACKAGES] for arch in arches}
+    packages = {
+        arch.name: sorted((_candidate(name, arch) for name in PACKAGES), key=lambda d: d.package)
+        for arch in arches
+    }
     if previous is not None:
         packages = {**previous.packages, **packages}
     unchanged = previous is not None and previous.packages == packages
