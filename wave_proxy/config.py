@@ -24,6 +24,8 @@ ENV_PREFIX = "WAVE_PROXY_"
 DEFAULT_LISTEN = "0.0.0.0:9090"
 DEFAULT_REGISTRIES = {"docker.io": "https://registry-1.docker.io"}
 DEFAULT_DATA_DIR = Path("var")
+DEFAULT_TOKEN_TTL = 36 * 3600.0
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class ConfigError(ValueError):
@@ -47,11 +49,21 @@ class Settings:
     docker_config: Path | None = None
     layers: tuple[LayerSpec, ...] = ()
     data_dir: Path = DEFAULT_DATA_DIR
+    # Wave API (wave_proxy/api): where state lives, how targetImages are named, who may call.
+    store: str = ""  # "" = SQLite in data_dir; redis://HOST:PORT/N shares state between replicas
+    advertise_host: str = ""  # host[:port] in targetImage; "" = the Host of each API request
+    token_ttl: float = DEFAULT_TOKEN_TTL
+    api_keys: tuple[str, ...] = ()
+    allow_private_layer_hosts: bool = False
+    fusion_layers: Path | None = None  # directory of fusion-<version>-<arch>.tar.gz + .json
 
 
 # One entry per option: (CLI/config key, environment suffix). Multi-valued environment
 # variables separate entries with commas or whitespace.
-OPTIONS = ("listen", "registry", "registry_auth", "docker_config", "layer", "data_dir")
+OPTIONS = (
+    *("listen", "registry", "registry_auth", "docker_config", "layer", "data_dir", "store"),
+    *("advertise_host", "token_ttl", "api_key", "allow_private_layer_hosts", "fusion_layers"),
+)
 
 
 def env_name(option: str) -> str:
@@ -83,6 +95,7 @@ def load_settings(
     docker_config: Path | None = None
     layers: tuple[LayerSpec, ...] = ()
     data_dir = DEFAULT_DATA_DIR
+    api: dict[str, Any] = {}
     for origin, values, base in sources:
         try:
             if "listen" in values:
@@ -97,12 +110,24 @@ def load_settings(
                 layers = tuple(parse_layer(item, base) for item in _as_list(values["layer"]))
             if "data_dir" in values:
                 data_dir = base / str(values["data_dir"])
+            if "store" in values:
+                api["store"] = parse_store(str(values["store"]))
+            if "advertise_host" in values:
+                api["advertise_host"] = str(values["advertise_host"]).strip().rstrip("/")
+            if "token_ttl" in values:
+                api["token_ttl"] = parse_duration(values["token_ttl"])
+            if "api_key" in values:
+                api["api_keys"] = tuple(str(k) for k in _as_list(values["api_key"]) if str(k))
+            if "allow_private_layer_hosts" in values:
+                api["allow_private_layer_hosts"] = parse_bool(values["allow_private_layer_hosts"])
+            if "fusion_layers" in values:
+                api["fusion_layers"] = base / str(values["fusion_layers"])
         except ConfigError as exc:
             raise ConfigError(f"{origin}: {exc}") from None
     unknown = sorted(set(auth) - set(registries))
     if unknown:
         raise ConfigError(f"credentials given for unconfigured registry {', '.join(unknown)}")
-    return Settings(host, port, registries, auth, docker_config, layers, data_dir)
+    return Settings(host, port, registries, auth, docker_config, layers, data_dir, **api)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -171,6 +196,39 @@ def parse_layer(value: Any, base: Path) -> LayerSpec:
     return LayerSpec(base / text, platform)
 
 
+def parse_store(value: str) -> str:
+    """ "" or "sqlite" for the embedded store, else a redis:// (or rediss://) URL."""
+    if value in ("", "sqlite"):
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ConfigError(f"invalid store {value!r}: use sqlite or redis://HOST:PORT/DB")
+    return value
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds, or a number with a unit: 90s, 30m, 36h, 2d."""
+    text = str(value).strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:], 0)
+    number = text[:-1] if unit else text
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise ConfigError(f"invalid duration {value!r}: use e.g. 3600, 90m, 36h or 2d")
+    return seconds
+
+
+def parse_bool(value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"invalid boolean {value!r}: use true or false")
+
+
 def _registry_name(name: Any) -> str:
     try:
         return normalise_registry(str(name))
@@ -190,7 +248,7 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _split_env(option: str, value: str) -> Any:
-    if option in ("registry", "registry_auth", "layer"):
+    if option in ("registry", "registry_auth", "layer", "api_key"):
         return value.replace(",", " ").split()
     return value
 

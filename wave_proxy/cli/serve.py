@@ -56,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument(
         "--data-dir", metavar="DIR", help=f"embedded store, default ./var [{env_name('data_dir')}]"
     )
+    add_api_arguments(parser)
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                 "docker_config": args.docker_config,
                 "layer": args.layer,
                 "data_dir": args.data_dir,
+                **{option: getattr(args, option) for option in API_OPTIONS},
             },
             config_file=Path(args.config) if args.config else None,
         )
@@ -87,6 +89,54 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"cannot serve: {exc.strerror or exc}", exit_code=1) from None
     return 0
+
+
+API_OPTIONS = (
+    *("store", "advertise_host", "token_ttl", "api_key"),
+    *("allow_private_layer_hosts", "fusion_layers"),
+)
+
+
+def add_api_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the Wave API (POST /v1alpha2/container and friends, /v2/wt/<token>/...)."""
+    group = parser.add_argument_group("Wave API")
+    group.add_argument(
+        "--store",
+        metavar="URL",
+        help="metadata store: sqlite (default, in --data-dir) or redis://HOST:PORT/DB to share "
+        f"tokens and augmented images between replicas [{env_name('store')}]",
+    )
+    group.add_argument(
+        "--advertise-host",
+        metavar="HOST[:PORT]",
+        help="host in the targetImage of API responses; default: the Host the client used "
+        f"[{env_name('advertise_host')}]",
+    )
+    group.add_argument(
+        "--token-ttl",
+        metavar="DURATION",
+        help=f"lifetime of container tokens, e.g. 36h (default) [{env_name('token_ttl')}]",
+    )
+    group.add_argument(
+        "--api-key",
+        action="append",
+        metavar="KEY",
+        help="require this key (Authorization: Bearer KEY, or Nextflow's tower.accessToken) on "
+        f"API calls (repeatable); default: open [{env_name('api_key')}]",
+    )
+    group.add_argument(
+        "--allow-private-layer-hosts",
+        action="store_true",
+        default=None,
+        help="let containerConfig layers be fetched from loopback, link-local and private "
+        f"addresses [{env_name('allow_private_layer_hosts')}]",
+    )
+    group.add_argument(
+        "--fusion-layers",
+        metavar="DIR",
+        help="directory with fusion-<version>-<arch>.tar.gz and .json from `wavectl layer "
+        f"build` (default: layers/out of a source checkout) [{env_name('fusion_layers')}]",
+    )
 
 
 async def serve(settings: Settings) -> None:
