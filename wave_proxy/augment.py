@@ -135,12 +135,7 @@ class Augmenter:
         if cached := await self.store.get_value(fresh_key):
             return cached
         try:
-            head = await client.head_manifest(name.repository, tag, accept)
-            digest = (
-                head.digest
-                if head
-                else (await client.get_manifest(name.repository, tag, accept)).digest
-            )
+            digest = await client.manifest_digest(name.repository, tag, accept)
         except (UpstreamUnavailable, UpstreamRateLimited) as exc:
             if last := await self.store.get_value(last_key):
                 log.warning("serving last known %s:%s -> %s: %s", name, tag, last, exc)

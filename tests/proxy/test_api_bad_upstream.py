@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -147,6 +148,25 @@ async def test_upstream_blob_redirect_is_relayed_as_307(fake):
     assert response.status == 307
     assert "/cdn/" in response.headers["Location"]
     assert response.headers["Docker-Content-Digest"] == digest
+
+
+async def test_blob_broken_off_upstream_is_cut_short_not_completed(fake):
+    script, client = fake
+    script.break_blobs = True
+    response = await client.get("/v2/org/tool/blobs/sha256:" + "e" * 64)
+    assert response.status == 200
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await response.read()
+    script.break_blobs = False
+    assert (await client.get("/v2/org/tool/manifests/1", headers=ACCEPT)).status == 200
+
+
+async def test_upstream_name_unknown_is_passed_on(fake):
+    script, client = fake
+    script.not_found_code = "NAME_UNKNOWN"
+    response = await client.get("/v2/org/missing/manifests/missing", headers=ACCEPT)
+    assert response.status == 404
+    assert error(await response.read())["code"] == "NAME_UNKNOWN"
 
 
 async def test_schema1_manifests_pass_through_with_a_warning(fake):

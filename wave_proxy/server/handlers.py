@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from wave_proxy.augment import Augmenter
@@ -16,6 +18,8 @@ from wave_proxy.image.reference import ImageName, route_name
 from wave_proxy.server.errors import RegistryError
 from wave_proxy.server.ranges import Unsatisfiable, parse_range
 from wave_proxy.store.blobs import BlobStore
+
+log = logging.getLogger(__name__)
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 AUGMENTED_HEADER = "X-Wave-Proxy-Augmented"
@@ -171,8 +175,15 @@ async def _relay_upstream(request: web.Request, name: ImageName, digest: str) ->
             response.content_length = source.content_length
         await response.prepare(request)
         if request.method == "GET":
-            async for chunk in source.content.iter_chunked(CHUNK):
-                await response.write(chunk)
+            try:
+                async for chunk in source.content.iter_chunked(CHUNK):
+                    await response.write(chunk)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # Headers are sent: all we can do is cut the connection, so the client sees a
+                # short body and resumes with Range.
+                log.warning("upstream blob %s broke off mid-stream: %s", digest, exc)
+                response.force_close()
+                return response
         await response.write_eof()
         return response
     finally:

@@ -10,6 +10,7 @@ credentials: blob redirects go back to the client, internal fetches follow them 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ MAX_MANIFEST_BYTES = 4 << 20
 MAX_CONFIG_BYTES = 16 << 20
 REDIRECTS = (301, 302, 303, 307, 308)
 MIN_TOKEN_TTL = 10.0
+NOT_FOUND_CODES = frozenset({"NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN"})
 
 
 @dataclass(frozen=True)
@@ -115,12 +117,23 @@ class RegistryClient:
             "HEAD", repository, f"manifests/{reference}", {"Accept": ", ".join(accept)}
         )
         async with response:
-            self._raise_for_status(response, "manifest", reference)
+            await self._raise_for_status(response, "manifest", reference)
             digest = response.headers.get("Docker-Content-Digest")
             media_type = mt.strip_parameters(response.headers.get("Content-Type", ""))
             if not digest or not media_type:
                 return None
             return ManifestHead(digest, media_type, response.content_length or 0)
+
+    async def manifest_digest(self, repository: str, reference: str, accept: list[str]) -> str:
+        """What a tag names now: HEAD first; GET only when HEAD cannot say (no digest header,
+        or a 404 whose body would tell NAME_UNKNOWN from MANIFEST_UNKNOWN)."""
+        try:
+            head = await self.head_manifest(repository, reference, accept)
+        except UpstreamNotFound:
+            head = None
+        if head is not None:
+            return head.digest
+        return (await self.get_manifest(repository, reference, accept)).digest
 
     async def get_manifest(
         self, repository: str, reference: str, accept: list[str]
@@ -129,7 +142,7 @@ class RegistryClient:
             "GET", repository, f"manifests/{reference}", {"Accept": ", ".join(accept)}
         )
         async with response:
-            self._raise_for_status(response, "manifest", reference)
+            await self._raise_for_status(response, "manifest", reference)
             body = await self._read_limited(response, MAX_MANIFEST_BYTES, "manifest")
         media_type = mt.strip_parameters(response.headers.get("Content-Type", ""))
         digest = response.headers.get("Docker-Content-Digest") or ""
@@ -153,7 +166,7 @@ class RegistryClient:
             same_origin = self._same_origin(location)
             response = await self._send("GET", location, {}, authorize=same_origin, scope=scope)
         async with response:
-            self._raise_for_status(response, "blob", digest)
+            await self._raise_for_status(response, "blob", digest)
             body = await self._read_limited(response, limit, "blob")
         if not matches(digest, body):
             raise UpstreamBadResponse(self.name, f"blob content does not match {digest}")
@@ -171,20 +184,24 @@ class RegistryClient:
             return BlobResponse(redirect=location)
         if response.status not in (200, 206, 416):
             try:
-                self._raise_for_status(response, "blob", digest)
+                await self._raise_for_status(response, "blob", digest)
             finally:
                 response.release()
         return BlobResponse(response=response)
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _raise_for_status(self, response: aiohttp.ClientResponse, what: str, ref: str) -> None:
+    async def _raise_for_status(
+        self, response: aiohttp.ClientResponse, what: str, ref: str
+    ) -> None:
         status = response.status
         if status in (200, 206):
             return
         if status == 404:
-            code = "BLOB_UNKNOWN" if what == "blob" else "MANIFEST_UNKNOWN"
-            raise UpstreamNotFound(self.name, f"{what} {ref} not found", code)
+            code = await self._error_code(response) or (
+                "BLOB_UNKNOWN" if what == "blob" else "MANIFEST_UNKNOWN"
+            )
+            raise UpstreamNotFound(self.name, f"{what} {ref} not found ({code})", code)
         if status in (401, 403):
             hint = (
                 "the configured credentials were refused"
@@ -193,6 +210,17 @@ class RegistryClient:
             )
             raise UpstreamDenied(self.name, f"access to {what} {ref} denied: {hint}", status)
         raise UpstreamBadResponse(self.name, f"unexpected status {status} for {what} {ref}")
+
+    async def _error_code(self, response: aiohttp.ClientResponse) -> str | None:
+        """The OCI code of an upstream error body (NAME_UNKNOWN says more than a bare 404)."""
+        if response.method == "HEAD":
+            return None
+        try:
+            body = json.loads(await self._read_limited(response, 64 << 10, "error"))
+            code = body["errors"][0]["code"]
+        except (ValueError, LookupError, TypeError, UpstreamBadResponse, aiohttp.ClientError):
+            return None
+        return code if code in NOT_FOUND_CODES else None
 
     async def _read_limited(self, response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
         if response.content_length is not None and response.content_length > limit:

@@ -36,6 +36,8 @@ class Script:
     blobs: dict[str, bytes] = field(default_factory=dict)
     delay: float = 0.0
     down: bool = False  # answer 503 to everything
+    break_blobs: bool = False  # send half a blob, then drop the connection
+    not_found_code: str = ""  # OCI error code in 404 bodies
     token_requests: list[dict[str, str]] = field(default_factory=list)
     issued: int = 0
     seen: list[tuple[str, str, str | None]] = field(default_factory=list)
@@ -77,7 +79,8 @@ def fake_registry(script: Script, cdn_url: list[str]) -> web.Application:
             return web.Response(status=401, headers={"WWW-Authenticate": challenge(request)})
         kind, ref = request.match_info["kind"], request.match_info["ref"]
         if ref.endswith("missing"):
-            return web.Response(status=404)
+            errors = [{"code": script.not_found_code, "message": "unknown"}]
+            return web.json_response({"errors": errors}, status=404)
         if kind == "manifests":
             headers = {"Docker-Content-Digest": sha256_digest(script.manifest)}
             return web.Response(
@@ -85,7 +88,15 @@ def fake_registry(script: Script, cdn_url: list[str]) -> web.Application:
             )
         if script.redirect_blobs:
             raise web.HTTPTemporaryRedirect(f"{cdn_url[0]}/cdn/{ref}")
-        return web.Response(body=script.blobs.get(ref, BLOB))
+        body = script.blobs.get(ref, BLOB)
+        if script.break_blobs:
+            response = web.StreamResponse(headers={"Content-Length": str(len(body))})
+            await response.prepare(request)
+            await response.write(body[: len(body) // 2])
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        return web.Response(body=body)
 
     app = web.Application()
     app.router.add_get("/token", token)
