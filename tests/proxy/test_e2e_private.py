@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.support import need_binary
+from tests.support.dockerd import Dockerd
 from tests.support.images import Layer, PushedImage
 from tests.support.proxy import HTPASSWD_NAME, TOKEN_NAME, Proxy, proxy_running, upstream_args
 from tests.support.registry import Registry
@@ -91,3 +92,16 @@ def test_without_credentials_the_client_gets_an_auth_error_not_a_crash(
     stderr = result.stderr.decode().lower()
     assert "unauthorized" in stderr or "denied" in stderr or "authentication required" in stderr
     assert still_serving == 200
+
+
+def test_docker_pulls_a_token_auth_repository_named_through_the_proxy(
+    dockerd: Dockerd, proxy: Proxy, token_image: PushedImage, marker_layer: tuple[Path, Layer]
+) -> None:
+    """Docker mirrors only docker.io; other registries are reached as <proxy>/<registry>/..."""
+    image = dockerd.client.images.pull(
+        f"{proxy.host}/{TOKEN_NAME}/{token_image.repository}", tag=token_image.tag
+    )
+    assert image.attrs["RootFS"]["Layers"] == [
+        *token_image.config_json()["rootfs"]["diff_ids"],
+        marker_layer[1].diff_id,
+    ]
