@@ -55,9 +55,12 @@ def _check_method(request: web.Request) -> None:
         )
 
 
-async def manifest(request: web.Request, name: ImageName, reference: str) -> web.Response:
+async def manifest(
+    request: web.Request, name: ImageName, reference: str, augmenter: Augmenter | None = None
+) -> web.Response:
+    """`augmenter` defaults to the app's (mirror mode); the Wave API passes a token's own."""
     accepted = mt.parse_accept(request.headers.getall("Accept", []))
-    served = await request.app[AUGMENTER].manifest(name, reference, accepted)
+    served = await (augmenter or request.app[AUGMENTER]).manifest(name, reference, accepted)
     headers = {
         "Docker-Content-Digest": served.digest,
         "ETag": f'"{served.digest}"',
