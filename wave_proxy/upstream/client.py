@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -91,17 +91,19 @@ class RegistryClient:
         credentials: Credentials | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.url = url.rstrip("/")
         self._session = session
         self._credentials = credentials
         self._retry = retry or RetryPolicy()
+        self._clock = clock
         self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
         self._challenge: Challenge | None = None
         # scope -> (token, expiry); entries expire with the token.
         self._tokens: TLRUCache[str, tuple[str, float]] = TLRUCache(
-            maxsize=4096, ttu=lambda _key, value, _now: value[1], timer=time.monotonic
+            maxsize=4096, ttu=lambda _key, value, _now: value[1], timer=clock
         )
 
     # -- manifests ---------------------------------------------------------------------------
@@ -343,7 +345,7 @@ class RegistryClient:
         expires_in = payload.get("expires_in")
         lifetime = float(expires_in) if isinstance(expires_in, int | float) else 60.0
         # Refresh a little before the server's expiry; never cache for less than a few seconds.
-        return token, time.monotonic() + max(lifetime - 10.0, MIN_TOKEN_TTL)
+        return token, self._clock() + max(lifetime - 10.0, MIN_TOKEN_TTL)
 
     def _same_origin(self, url: str) -> bool:
         ours, theirs = urlsplit(self.url), urlsplit(url)

@@ -25,8 +25,8 @@ async def setup(aiohttp_server):
     script, url = await start_fake(aiohttp_server)
     async with aiohttp.ClientSession(auto_decompress=False) as session:
 
-        def client(credentials: Credentials | None = None) -> RegistryClient:
-            return RegistryClient("fake.io", url, session, credentials, FAST, timeout=5)
+        def client(credentials: Credentials | None = None, **options) -> RegistryClient:
+            return RegistryClient("fake.io", url, session, credentials, FAST, 5, **options)
 
         yield script, client
 
@@ -50,6 +50,21 @@ async def test_tokens_are_cached_until_they_expire(setup):
         "Bearer tok-1",
         "Bearer tok-1",
     ]
+
+
+async def test_tokens_are_refetched_once_they_expire(setup):
+    script, client = setup
+    script.expires_in = 60
+    now = [1000.0]
+    upstream = client(clock=lambda: now[0])
+    await upstream.get_manifest("org/tool", "1", [OCI])
+    now[0] += 45  # refreshed a little before the server's expiry, not after
+    await upstream.get_manifest("org/tool", "1", [OCI])
+    assert script.issued == 1
+    now[0] += 10
+    await upstream.get_manifest("org/tool", "1", [OCI])
+    assert script.issued == 2
+    assert script.seen[-1][2] == "Bearer tok-2"
 
 
 async def test_credentials_are_sent_to_the_token_server(setup):
