@@ -48,6 +48,7 @@ class MountOptions:
     max_write: int = 1 << 20  # largest READ/WRITE request (1 MiB with MAX_PAGES)
     max_background: int = 64  # async requests (readahead, ...) the kernel keeps in flight
     readdirplus: str = "auto"  # "auto" | "always" | "off"
+    read_ahead_kb: int = 1024  # kernel readahead per file (0: the kernel's 128 KiB default)
 
 
 def mount(ops: Operations, mountpoint: str, options: MountOptions | None = None) -> FuseSession:
@@ -73,9 +74,13 @@ def mount(ops: Operations, mountpoint: str, options: MountOptions | None = None)
         except PermissionError:
             pass  # not privileged: fusermount3 (setuid root) is the way, as in libfuse
         else:
-            return FuseSession(fd, mountpoint, protocol, _umount2)
+            return FuseSession(
+                fd, mountpoint, protocol, _umount2, read_ahead_kb=options.read_ahead_kb
+            )
     fd = _mount_fusermount(mountpoint, protocol.max_write, options)
-    return FuseSession(fd, mountpoint, protocol, _fusermount_unmount)
+    return FuseSession(
+        fd, mountpoint, protocol, _fusermount_unmount, read_ahead_kb=options.read_ahead_kb
+    )
 
 
 def _check_mountpoint(mountpoint: str) -> int:

@@ -52,6 +52,7 @@ READDIRPLUS_MODES = {
     "auto": abi.DO_READDIRPLUS | abi.READDIRPLUS_AUTO,  # plus only when the caller also stats
 }
 
+EARLY_INTERRUPTS_KEPT = 256
 NO_REPLY: Any = object()  # handle() returns this payload for FORGET & co (the kernel awaits none)
 
 
@@ -218,6 +219,9 @@ class Protocol:
         self.conn: ConnInfo | None = None
         self.destroyed = False
         self.inflight: dict[int, Context] = {}
+        # INTERRUPTs that overtook their request (read by another worker, not yet registered);
+        # insertion-ordered and bounded, since most targets turn out to be already answered.
+        self.early_interrupts: dict[int, None] = {}
         self.handlers: dict[int, Handler] = {
             Opcode.INIT: self._init,
             Opcode.DESTROY: self._destroy,
@@ -278,6 +282,8 @@ class Protocol:
         ctx = Context(uid, gid, pid, unique)
         inflight = self.inflight
         inflight[unique] = ctx
+        if self.early_interrupts and unique in self.early_interrupts:
+            self._interrupted(ctx)
         try:
             return unique, 0, handler(ctx, nodeid, buf, length)
         except FuseError as e:
@@ -358,14 +364,24 @@ class Protocol:
 
     def _interrupt(self, ctx: Context, nodeid: int, buf: memoryview, n: int) -> Any:
         (target,) = abi.INTERRUPT_IN.unpack_from(buf, HEADER)
+        # Remember it before looking, so a request registering meanwhile sees one or the other.
+        early = self.early_interrupts
+        early[target] = None
+        if len(early) > EARLY_INTERRUPTS_KEPT:
+            del early[next(iter(early))]
         victim = self.inflight.get(target)
         if victim is None:
-            # Not seen yet (or already answered): EAGAIN makes the kernel queue it again; if
-            # the request is already done the kernel drops the reply with ENOENT.
+            # Not running: either already answered (the kernel then drops this reply with
+            # ENOENT) or not yet registered, and EAGAIN makes the kernel send it again.
             raise FuseError(errno.EAGAIN)
-        victim.interrupted = True
-        self.ops.interrupt(target)
+        self._interrupted(victim)
         return NO_REPLY  # the interrupted request itself answers (EINTR or its result)
+
+    def _interrupted(self, victim: Context) -> None:
+        self.early_interrupts.pop(victim.unique, None)
+        if not victim.interrupted:
+            victim.interrupted = True
+            self.ops.interrupt(victim.unique)
 
     def _forget(self, ctx: Context, nodeid: int, buf: memoryview, n: int) -> Any:
         self.ops.forget(nodeid, abi.FORGET_IN.unpack_from(buf, HEADER)[0])

@@ -14,6 +14,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import struct
 import threading
 from collections.abc import Callable
@@ -33,6 +34,25 @@ _UNMOUNTED = frozenset({errno.ENODEV, errno.ECONNABORTED})
 Unmounter = Callable[[str, bool], None]
 
 
+def mount_device(mountpoint: str) -> str | None:
+    """The "major:minor" device of the file system mounted at `mountpoint` (the newest one),
+    from /proc/self/mountinfo, so no request goes to the file system itself."""
+    device = None
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            fields = line.split(" ", 5)
+            if _unescape(fields[4]) == mountpoint:
+                device = fields[2]
+    return device
+
+
+def _unescape(path: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in paths as octal escapes."""
+    if "\\" not in path:
+        return path
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
+
+
 class SessionError(Exception):
     """The kernel and we could not agree on the protocol (INIT failed)."""
 
@@ -40,10 +60,19 @@ class SessionError(Exception):
 class FuseSession:
     """Serves one mount. Create with `fusion_client.fuse.mount()`, then `serve()` or `start()`."""
 
-    def __init__(self, fd: int, mountpoint: str, protocol: Protocol, unmount: Unmounter) -> None:
+    def __init__(
+        self,
+        fd: int,
+        mountpoint: str,
+        protocol: Protocol,
+        unmount: Unmounter,
+        *,
+        read_ahead_kb: int = 0,
+    ) -> None:
         self.fd = fd
         self.mountpoint = mountpoint
         self.protocol = protocol
+        self.read_ahead_kb = read_ahead_kb
         self._unmount = unmount
         self._fds: list[int] = [fd]
         self._threads: list[threading.Thread] = []
@@ -67,6 +96,8 @@ class FuseSession:
         if self._threads:
             raise RuntimeError("the session is already being served")
         self._negotiate()
+        if self.read_ahead_kb:
+            self._raise_readahead()
         for index in range(max(1, threads)):
             fd = self.fd if index == 0 else self._clone()
             thread = threading.Thread(
@@ -119,6 +150,22 @@ class FuseSession:
             return self.fd
         self._fds.append(fd)
         return fd
+
+    def _raise_readahead(self) -> None:
+        """Let the kernel read ahead (and so send READs of) up to read_ahead_kb at a time.
+
+        INIT can only lower the kernel's default (128 KiB); the mount's bdi in sysfs can raise
+        it, and sequential readers then get few large READs instead of many small ones. Best
+        effort: /sys is often read-only in containers.
+        """
+        device = mount_device(self.mountpoint)
+        if device is None:
+            return
+        try:
+            with open(f"/sys/class/bdi/{device}/read_ahead_kb", "w") as knob:
+                knob.write(str(self.read_ahead_kb))
+        except OSError as e:
+            log.debug("kernel readahead of %s stays at its default: %s", self.mountpoint, e)
 
     # --- request loop -----------------------------------------------------------------------
     def _negotiate(self) -> None:

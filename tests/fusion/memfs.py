@@ -51,8 +51,11 @@ class Node:
 
 
 class MemFS(Operations):
-    def __init__(self, *, timeout: float = 1.0, negative_timeout: float = 0.0) -> None:
+    def __init__(
+        self, *, timeout: float = 1.0, negative_timeout: float = 0.0, keep_cache: bool = False
+    ) -> None:
         self.timeout = timeout
+        self.keep_cache = keep_cache
         self.negative_timeout = negative_timeout
         self.lock = threading.RLock()
         self.nodes: dict[int, Node] = {ROOT_INO: Node(ROOT_INO, stat.S_IFDIR | 0o755, nlink=2)}
@@ -60,6 +63,7 @@ class MemFS(Operations):
         self.conn: ConnInfo | None = None
         self.calls: Counter[str] = Counter()
         self.write_sizes: list[int] = []
+        self.read_sizes: list[int] = []
         self.interrupted: list[int] = []
         self.read_releases = 0
         self.destroyed = False
@@ -129,6 +133,20 @@ class MemFS(Operations):
             ctx = Context(0, 0, 0, 0)
             for name in names:
                 self.add(ROOT_INO, name, stat.S_IFREG | 0o644, ctx).data[:] = data
+
+    def replace_behind(self, name: bytes, data: bytes) -> int:
+        """Change a root file's content without the kernel knowing; returns its inode."""
+        with self.lock:
+            node = self.child(ROOT_INO, name)
+            node.data[:] = data
+            return node.ino
+
+    def remove_behind(self, name: bytes) -> None:
+        """Delete a root entry without the kernel knowing."""
+        with self.lock:
+            node = self.child(ROOT_INO, name)
+            del self.nodes[ROOT_INO].children[name]
+            node.nlink = 0
 
     def held_lookups(self) -> dict[int, int]:
         """Inodes (other than the root) the kernel still holds lookup references to."""
@@ -262,7 +280,8 @@ class MemFS(Operations):
                 node.data.clear()
             node.opened += 1
             slow = self.nodes[ROOT_INO].children.get(SLOW_NAME) == ino
-            return Open(fh=ino, direct_io=slow)  # direct I/O: reads wait in the caller
+            # direct I/O for the slow file: its reads wait in the caller, not in readahead
+            return Open(fh=ino, direct_io=slow, keep_cache=self.keep_cache)
 
     def create(
         self, ctx: Context, parent: int, name: bytes, mode: int, flags: int, umask: int
@@ -275,6 +294,7 @@ class MemFS(Operations):
     def read(self, ctx: Context, ino: int, fh: int, offset: int, size: int) -> ReadReply:
         with self.lock:
             self.calls["read"] += 1
+            self.read_sizes.append(size)
             node = self.node(ino)
             slow = self.nodes[ROOT_INO].children.get(SLOW_NAME) == ino
             chunk = bytes(node.data[offset : offset + size])

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from fusion_client.fuse import FuseSession, MountError, MountOptions, abi, mount, mounting
+from fusion_client.fuse.session import mount_device
 from tests.fusion.memfs import SLOW_NAME, MemFS
 from tests.support import REPO, need_binary, wait_until
 
@@ -44,7 +45,7 @@ def mounted(
     tmp_path: Path, fs: MemFS | None = None, options: MountOptions | None = None
 ) -> Iterator[Mounted]:
     mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
+    mountpoint.mkdir(parents=True)
     fs = fs or MemFS()
     session = mount(fs, str(mountpoint), options)
     try:
@@ -99,6 +100,38 @@ def drop_page_cache(path: Path) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
+
+
+def test_sequential_reads_arrive_as_1mib_requests_thanks_to_raised_readahead(
+    tmp_path: Path,
+) -> None:
+    with mounted(tmp_path / "with space") as m:  # mountinfo escapes the space
+        readahead = Path(f"/sys/class/bdi/{mount_device(str(m.path))}/read_ahead_kb")
+        assert readahead.read_text().strip() == "1024"
+        (m.path / "f").write_bytes(os.urandom(8 * MiB))
+        drop_page_cache(m.path / "f")
+        with open(m.path / "f", "rb", buffering=0) as f:
+            while f.read(256 * 1024):
+                pass
+        assert max(m.fs.read_sizes) == MiB
+
+
+def test_notifications_drop_what_the_kernel_cached(tmp_path: Path) -> None:
+    fs = MemFS(timeout=3600, keep_cache=True)
+    fs.populate([b"f"], b"old")
+    fs.populate([b"gone"])
+    # read-only: on a writable mount every read also invalidates the cached atime, so the next
+    # stat asks again anyway (and a changed size then drops the cached pages)
+    with mounted(tmp_path, fs, MountOptions(read_only=True)) as m:
+        assert (m.path / "f").read_bytes() == b"old" and (m.path / "gone").exists()
+        ino = fs.replace_behind(b"f", b"new content")
+        fs.remove_behind(b"gone")
+        assert (m.path / "f").read_bytes() == b"old" and (m.path / "gone").exists()  # cached
+        assert m.session.notify_inval_inode(ino)
+        assert m.session.notify_inval_entry(1, b"gone")
+        assert (m.path / "f").read_bytes() == b"new content"
+        assert not (m.path / "gone").exists()
+        assert not m.session.notify_inval_entry(1, b"never-looked-up")
 
 
 def test_read_replies_made_of_several_buffers_are_released(mnt: Mounted) -> None:

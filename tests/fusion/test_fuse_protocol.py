@@ -352,6 +352,22 @@ def test_interrupt_flags_the_running_request_and_answers_eagain_for_unknown_ones
     assert unknown == (91, errno.EAGAIN, None)
 
 
+def test_interrupt_that_overtakes_its_request_still_reaches_it(ops: Recorder) -> None:
+    seen: list[bool] = []
+
+    class Watcher(Recorder):
+        def readlink(self, ctx: Context, ino: int) -> bytes:
+            seen.append(ctx.interrupted)
+            return b"target"
+
+    protocol = Protocol(Watcher())
+    early = protocol.handle(*request(Opcode.INTERRUPT, abi.INTERRUPT_IN.pack(60), unique=61))
+    assert early == (61, errno.EAGAIN, None)
+    protocol.handle(*request(Opcode.READLINK, unique=60))
+    protocol.handle(*request(Opcode.READLINK, unique=62))
+    assert seen == [True, False] and not protocol.early_interrupts
+
+
 def test_getxattr_answers_size_probes_and_erange(protocol: Protocol) -> None:
     def getxattr(size: int, name: bytes = b"user.k") -> tuple:
         body = abi.GETXATTR_IN.pack(size, 0) + name + b"\0"
