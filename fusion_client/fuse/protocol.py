@@ -216,6 +216,10 @@ class Protocol:
         self.max_write = max(4096, min(max_write, abi.MAX_MAX_PAGES * abi.PAGE_SIZE))
         self.max_background = max_background
         self.wanted_flags = WANTED_FLAGS | READDIRPLUS_MODES[readdirplus]
+        if type(ops).readdirplus is Operations.readdirplus:
+            # The kernel does not fall back to READDIR when READDIRPLUS answers ENOSYS: it
+            # fails the listing. So only ask for it when the file system implements it.
+            self.wanted_flags &= ~READDIRPLUS_MODES["auto"]
         self.conn: ConnInfo | None = None
         self.destroyed = False
         self.inflight: dict[int, Context] = {}

@@ -23,7 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from fusion_client.fuse import FuseSession, MountError, MountOptions, abi, mount, mounting
+from fusion_client.fuse import (
+    FuseSession,
+    MountError,
+    MountOptions,
+    Operations,
+    abi,
+    mount,
+    mounting,
+)
 from fusion_client.fuse.session import mount_device
 from tests.fusion.memfs import SLOW_NAME, MemFS
 from tests.support import REPO, need_binary, wait_until
@@ -198,6 +206,17 @@ def test_listing_2000_entries_takes_several_readdirplus_replies(tmp_path: Path) 
         assert all(line.split()[4] == "3" for line in listed)
         assert fs.calls["readdirplus"] > 2  # one kernel buffer holds a few hundred
         assert fs.calls["lookup"] == 0  # every attribute came with the listing
+
+
+def test_listing_works_for_a_file_system_without_readdirplus(tmp_path: Path) -> None:
+    class WithoutReaddirplus(MemFS):
+        readdirplus = Operations.readdirplus
+
+    fs = WithoutReaddirplus()
+    fs.populate([b"a", b"b"])
+    with mounted(tmp_path, fs) as m:
+        assert sorted(os.listdir(m.path)) == ["a", "b"]
+        assert fs.calls["readdir"] > 0 and fs.calls["readdirplus"] == 0
 
 
 def test_lookup_counts_balance_once_the_kernel_forgets(tmp_path: Path) -> None:

@@ -178,6 +178,15 @@ def test_init_grants_nothing_the_kernel_did_not_offer(ops: Recorder) -> None:
     assert (minor, flags) == (31, abi.ASYNC_READ)
 
 
+def test_init_asks_for_readdirplus_only_if_the_file_system_implements_it() -> None:
+    class Plain(Operations):
+        pass
+
+    _, _, payload = Protocol(Plain()).handle(*request(Opcode.INIT, init_body()))
+    flags = abi.INIT_OUT.unpack(payload)[3]
+    assert not flags & (abi.DO_READDIRPLUS | abi.READDIRPLUS_AUTO) and flags & abi.ASYNC_READ
+
+
 def test_init_from_a_newer_major_answers_our_version_and_waits_for_another(
     ops: Recorder,
 ) -> None:
