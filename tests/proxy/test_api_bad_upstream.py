@@ -169,6 +169,17 @@ async def test_upstream_name_unknown_is_passed_on(fake):
     assert error(await response.read())["code"] == "NAME_UNKNOWN"
 
 
+async def test_tag_list_pages_link_back_to_the_proxy(fake):
+    _, client = fake
+    first = await client.get("/v2/org/tool/tags/list?n=1")
+    assert (await first.json())["tags"] == ["1"]
+    link = first.headers["Link"]
+    assert link == '</v2/org/tool/tags/list?last=1&n=1>; rel="next"'
+    second = await client.get(link[1 : link.index(">")])
+    assert (await second.json())["tags"] == ["2"]
+    assert "Link" not in second.headers
+
+
 async def test_schema1_manifests_pass_through_with_a_warning(fake):
     script, client = fake
     script.manifest = json.dumps({"schemaVersion": 1, "name": "org/tool", "fsLayers": []}).encode()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.support.images import OCI_INDEX, UNKNOWN_CONFIG_FIELD, Layer, Shapes
+from tests.support.images import OCI_INDEX, UNKNOWN_CONFIG_FIELD, Layer, Pusher, Shapes
 from tests.support.registry import Registry
 from wave_proxy.config import LayerSpec, Settings
 from wave_proxy.image import mediatypes as mt
@@ -215,7 +215,7 @@ async def test_one_component_names_resolve_to_library(make_proxy, shapes):
         (("a" * 200 + "/") * 2 + "manifests/1", 400, "NAME_INVALID"),
         ("shapes/oci/manifests/sha256:totallywrong", 400, "DIGEST_INVALID"),
         ("shapes/oci/manifests/-bad-tag", 400, "NAME_INVALID"),
-        ("shapes/oci/tags/list", 404, "UNSUPPORTED"),
+        ("shapes/oci/referrers/sha256:" + "a" * 64, 404, "UNSUPPORTED"),
     ],
 )
 async def test_bad_requests_get_oci_errors(make_proxy, path, status, code):
@@ -224,6 +224,14 @@ async def test_bad_requests_get_oci_errors(make_proxy, path, status, code):
     assert response.status == status
     error = json.loads(body)["errors"][0]
     assert error["code"] == code and error["message"]
+
+
+async def test_tag_list_comes_from_upstream(make_proxy, upstream: Registry, shapes):
+    Pusher(upstream).manifest("shapes/oci", "2", shapes.oci.manifest, shapes.oci.media_type)
+    client = await make_proxy()
+    response = await client.get("/v2/mirror.test/shapes/oci/tags/list")
+    assert response.status == 200
+    assert sorted((await response.json())["tags"]) == ["1", "2"]
 
 
 async def test_writes_are_refused_as_unsupported(make_proxy):

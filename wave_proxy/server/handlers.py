@@ -37,15 +37,32 @@ async def version(request: web.Request) -> web.Response:
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     _check_method(request)
-    match = _PATH.match(request.match_info["path"])
+    path = request.match_info["path"]
+    if path.endswith("/tags/list"):
+        return await tags(request, path.removesuffix("/tags/list"))
+    match = _PATH.match(path)
     if not match:
         raise RegistryError(
-            404, "UNSUPPORTED", "this proxy serves only /v2/<name>/manifests|blobs/<reference>"
+            404,
+            "UNSUPPORTED",
+            "this proxy serves /v2/<name>/manifests|blobs/<reference> and /v2/<name>/tags/list",
         )
     name = route_name(match["name"], request.query.get("ns"))
     if match["kind"] == "manifests":
         return await manifest(request, name, match["reference"])
     return await blob(request, name, match["reference"])
+
+
+async def tags(request: web.Request, path_name: str) -> web.Response:
+    """Upstream's tag list, with the next-page link pointing back at this proxy."""
+    name = route_name(path_name, request.query.get("ns"))
+    client = request.app[AUGMENTER].registries.get(name.registry)
+    body, next_query = await client.list_tags(name.repository, request.query)
+    headers = {}
+    if next_query is not None:
+        ns = f"&ns={request.query['ns']}" if "ns" in request.query else ""
+        headers["Link"] = f'</v2/{path_name}/tags/list?{next_query}{ns}>; rel="next"'
+    return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 def _check_method(request: web.Request) -> None:

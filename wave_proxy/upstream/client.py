@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
 from cachetools import TLRUCache
@@ -155,6 +156,23 @@ class RegistryClient:
         elif not digest or not _safe_matches(digest, body):
             digest = sha256_digest(body)
         return FetchedManifest(body, media_type, digest)
+
+    async def list_tags(
+        self, repository: str, query: Mapping[str, str]
+    ) -> tuple[bytes, str | None]:
+        """One page of `/tags/list` (`n`, `last` passed on): the JSON body and the next page's
+        query string, if upstream has more."""
+        params = "&".join(
+            f"{k}={quote(v, safe='')}" for k, v in query.items() if k in ("n", "last")
+        )
+        path = "tags/list" + (f"?{params}" if params else "")
+        response = await self._request("GET", repository, path, {})
+        async with response:
+            await self._raise_for_status(response, "tag list of", repository)
+            body = await self._read_limited(response, MAX_MANIFEST_BYTES, "tag list")
+            link = response.headers.get("Link", "")
+        next_page = re.search(r"<[^>?]*\?([^>]*)>\s*;\s*rel=\"?next", link)
+        return body, next_page.group(1) if next_page else None
 
     # -- blobs -------------------------------------------------------------------------------
 

@@ -98,8 +98,16 @@ def fake_registry(script: Script, cdn_url: list[str]) -> web.Application:
             return response
         return web.Response(body=body)
 
+    async def tags(request: web.Request) -> web.Response:
+        """Two pages: ["1"] then ["2"], linked the way distribution v3 does it."""
+        if request.query.get("last") == "1":
+            return web.json_response({"name": "x", "tags": ["2"]})
+        link = f'</v2/{request.match_info["repo"]}/tags/list?last=1&n=1>; rel="next"'
+        return web.json_response({"name": "x", "tags": ["1"]}, headers={"Link": link})
+
     app = web.Application()
     app.router.add_get("/token", token)
+    app.router.add_get("/v2/{repo:.+}/tags/list", tags)
     app.router.add_route("*", "/v2/{repo:.+}/{kind:manifests|blobs}/{ref}", v2)
     return app
 
