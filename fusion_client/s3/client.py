@@ -427,11 +427,11 @@ class S3Client:
             except ssl.SSLCertVerificationError as exc:
                 raise S3ConnectionError(f"{call.op}: {exc}", resource=call.resource) from exc
             except S3Error as exc:
-                if (
-                    exc.code in TOKEN_EXPIRED_CODES
-                    and self._credentials
-                    and not (reloaded_credentials)
-                ):
+                # HEAD errors have no body: a bare 400 there may be an expired token too.
+                expired = exc.code in TOKEN_EXPIRED_CODES or (
+                    call.method == "HEAD" and exc.status == 400
+                )
+                if expired and self._credentials and not reloaded_credentials:
                     reloaded_credentials = True
                     self._credentials.invalidate()
                     continue

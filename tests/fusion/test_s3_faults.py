@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -109,3 +110,55 @@ def test_nothing_listening_is_a_connection_error(s3rver):
     )
     with pytest.raises(S3ConnectionError, match="ConnectionRefusedError"):
         S3Client.from_env(env).head_bucket("b")
+
+
+def test_region_redirect_re_signs_for_the_bucket_region(s3rver, fault_proxy, bucket_with_object):
+    bucket, _ = bucket_with_object
+    client = through_proxy(s3rver, fault_proxy)
+    fault_proxy.fail_next(
+        1, status=301, code="PermanentRedirect", headers={"x-amz-bucket-region": "eu-west-3"}
+    )
+    assert client.head_object(bucket, "obj").size > 0  # s3rver checks the eu-west-3 signature
+    assert client.stats.retries == 0
+    assert fault_proxy.requests == 2
+
+
+def test_expired_session_token_reloads_credentials_once(s3rver, fault_proxy, bucket_with_object):
+    bucket, _ = bucket_with_object
+    client = through_proxy(s3rver, fault_proxy)
+    fault_proxy.fail_next(1, status=400, code="ExpiredToken")
+    assert client.list_page(bucket, "").objects
+    fault_proxy.fail_next(1, status=400, method="HEAD")  # HEAD errors come without a code
+    assert client.head_object(bucket, "obj").size > 0
+    fault_proxy.fail_next(5, status=400, code="ExpiredToken")
+    with pytest.raises(S3Error, match="ExpiredToken"):
+        client.list_page(bucket, "")
+    assert fault_proxy.pending_faults() == 3
+
+
+def test_idle_connection_closed_by_the_server_is_replaced_without_a_retry(
+    s3rver, fault_proxy, bucket_with_object
+):
+    bucket, _ = bucket_with_object
+    client = through_proxy(s3rver, fault_proxy)
+    client.head_object(bucket, "obj")
+    fault_proxy.cut_open_connections()
+    client.head_object(bucket, "obj")
+    assert client.stats.retries == 0
+    assert fault_proxy.connections == 2
+
+
+def test_concurrent_readers_share_a_bounded_pool(s3rver, fault_proxy, bucket_with_object):
+    bucket, data = bucket_with_object
+    client = through_proxy(s3rver, fault_proxy, FUSION_S3_MAX_CONNECTIONS="3")
+    chunk = 64 * 1024
+
+    def read(index: int) -> bool:
+        offset = (index * 7919 * chunk) % (len(data) - chunk)
+        buf = bytearray(chunk)
+        client.get_range_into(bucket, "obj", offset, memoryview(buf), if_match=None)
+        return buf == data[offset : offset + chunk]
+
+    with ThreadPoolExecutor(16) as pool:
+        assert all(pool.map(read, range(200)))
+    assert fault_proxy.connections <= 3

@@ -18,7 +18,7 @@ import socket
 import struct
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _ERROR_BODY = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
@@ -34,6 +34,7 @@ class _Fault:
     match: str | None
     status: int = 500
     code: str = "InternalError"
+    headers: dict[str, str] = field(default_factory=dict)
 
     def applies(self, method: str, target: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -49,6 +50,7 @@ class FaultProxy:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.down = False
         self.requests = 0
+        self.connections = 0
         self.injected = 0
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
@@ -68,8 +70,10 @@ class FaultProxy:
         code: str = "InternalError",
         method: str | None = None,
         match: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        self._add(_Fault("status", n, method, match, status, code))
+        """Answer the next `n` matching requests with an S3 error (`headers` added to it)."""
+        self._add(_Fault("status", n, method, match, status, code, dict(headers or {})))
 
     def drop_next_requests(self, n: int, *, method: str | None = None, match: str | None = None):
         """Forward half of the request body upstream, then cut both connections."""
@@ -78,6 +82,14 @@ class FaultProxy:
     def drop_next_responses(self, n: int, *, method: str | None = None, match: str | None = None):
         """Relay the response head and half of its body, then cut both connections."""
         self._add(_Fault("drop_response", n, method, match))
+
+    def cut_open_connections(self) -> None:
+        """Reset every open connection, as a server closing idle keep-alive connections does."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
 
     def clear(self) -> None:
         with self._lock:
@@ -125,6 +137,7 @@ class FaultProxy:
             if self.down:
                 _reset(client)
                 continue
+            self.connections += 1
             thread = threading.Thread(target=self._serve, args=(client,), daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -152,11 +165,12 @@ class FaultProxy:
                     for _ in reader.body(head, request_method=None):
                         pass
                     body = _ERROR_BODY.format(code=fault.code, n=self.injected).encode()
-                    client.sendall(
+                    extra = "".join(f"{k}: {v}\r\n" for k, v in fault.headers.items())
+                    response = (
                         f"HTTP/1.1 {fault.status} Injected\r\nContent-Type: application/xml\r\n"
-                        f"Content-Length: {len(body)}\r\nx-amz-request-id: FAULT\r\n\r\n".encode()
-                        + body
+                        f"Content-Length: {len(body)}\r\nx-amz-request-id: FAULT\r\n{extra}\r\n"
                     )
+                    client.sendall(response.encode() + (b"" if method_s == "HEAD" else body))
                     continue
                 if upstream is None:
                     upstream = socket.create_connection(self.upstream)
