@@ -34,6 +34,7 @@ class S3Server:
     secret_key: str
     service: Service | None = field(default=None, repr=False)
     region: str = REGION
+    ca_bundle: str | None = None  # CA certificate of an https endpoint
 
     def boto3_client(self, **config: Any) -> Any:
         """A boto3 S3 client for checking results independently of our client."""
@@ -46,6 +47,7 @@ class S3Server:
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             region_name=self.region,
+            verify=self.ca_bundle,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}, **config),
         )
 
@@ -58,6 +60,7 @@ class S3Server:
             "AWS_REGION": self.region,
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_EC2_METADATA_DISABLED": "true",
+            **({"AWS_CA_BUNDLE": self.ca_bundle} if self.ca_bundle else {}),
             **extra,
         }
 

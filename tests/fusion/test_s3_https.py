@@ -1,0 +1,101 @@
+"""HTTPS endpoints: certificate verification against AWS_CA_BUNDLE, and UNSIGNED-PAYLOAD
+bodies (the https default) accepted by a signature-checking server (s3rver with TLS)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from fusion_client.s3 import S3Client, S3ConnectionError
+from tests.support import Service, free_port, need_binary
+from tests.support.s3servers import S3Server
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = directory / "key.pem", directory / "cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+@pytest.fixture(scope="module")
+def tls_s3rver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    base = tmp_path_factory.mktemp("s3rver-tls")
+    (base / "data").mkdir()
+    key, cert = self_signed_cert(base)
+    port = free_port()
+    service = Service(
+        "s3rver-tls",
+        [
+            need_binary("s3rver"),
+            "--directory",
+            str(base / "data"),
+            "--port",
+            str(port),
+            "--address",
+            "127.0.0.1",
+            "--silent",
+            "--key",
+            str(key),
+            "--cert",
+            str(cert),
+        ],
+        base,
+        env={"NODE_OPTIONS": "--openssl-legacy-provider"},
+    )
+    try:
+        service.wait_port(port)
+        endpoint = f"https://127.0.0.1:{port}"
+        yield S3Server("s3rver", endpoint, "S3RVER", "S3RVER", service, ca_bundle=str(cert))
+    finally:
+        service.stop()
+
+
+def test_https_with_ca_bundle_and_unsigned_payload(tls_s3rver: S3Server):
+    client = S3Client.from_env(tls_s3rver.env())
+    assert not client.config.payload_signed(client.config.custom_endpoint())
+    bucket = tls_s3rver.new_bucket("tls")
+    data = b"over tls " * 300_000  # > 1 MiB: sent as UNSIGNED-PAYLOAD
+    etag = client.put_object(bucket, "k", data)
+    buf = bytearray(len(data))
+    assert client.get_range_into(bucket, "k", 0, memoryview(buf), if_match=etag) == len(data)
+    assert buf == data
+
+
+def test_untrusted_certificate_fails_at_once_with_a_clear_error(tls_s3rver: S3Server):
+    client = S3Client.from_env(tls_s3rver.env(AWS_CA_BUNDLE="", FUSION_S3_RETRY_BASE_DELAY="5"))
+    with pytest.raises(S3ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+        client.head_bucket("any-bucket")
+    assert client.stats.retries == 0
