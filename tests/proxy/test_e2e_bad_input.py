@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import http.client
 import json
+import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support import free_port, need_binary
+from tests.support import free_port, need_binary, wait_until
 from tests.support.images import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -28,10 +32,35 @@ from tests.support.proxy import Proxy, proxy_running, upstream_args
 from tests.support.registry import Registry
 
 DOWN = "down.registry.test"
+SLOW = "slow.registry.test"
 # containerd's Accept line: every manifest type, comma-joined.
 ACCEPT_ANY_MANIFEST = ", ".join(
     [DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX, "*/*"]
 )
+
+
+class SilentUpstream:
+    """Accepts connections and never answers: an upstream that hangs. `close()` drops them."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self.listener.accept()[0])
+
+    def close(self) -> None:
+        with contextlib.suppress(
+            OSError
+        ):  # shutdown wakes the blocked accept() and stops listening
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        for connection in self.accepted:
+            connection.close()
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +101,32 @@ def test_unreachable_upstream_gets_a_clear_error_and_other_images_still_serve(
     assert DOWN in json.loads(body)["errors"][0]["message"]
     working, _ = raw_get(proxy_with_dead_upstream, "/v2/shapes/oci/manifests/1")
     assert working == 200
+
+
+def test_a_hanging_upstream_does_not_stall_other_requests_and_ends_in_an_error(
+    tmp_path: Path, upstream: Registry, shapes: Shapes
+) -> None:
+    silent = SilentUpstream()
+    args = [
+        *upstream_args({"docker.io": upstream}),
+        "--registry", f"{SLOW}=http://127.0.0.1:{silent.port}",
+    ]  # fmt: skip
+    try:
+        with (
+            proxy_running(tmp_path / "proxy", args) as proxy,
+            concurrent.futures.ThreadPoolExecutor(1) as pool,
+        ):
+            hanging = pool.submit(raw_get, proxy, f"/v2/{SLOW}/some/image/manifests/1")
+            wait_until(lambda: silent.accepted, timeout=30, what="the proxy to call upstream")
+            other, _ = raw_get(proxy, "/v2/shapes/oci/manifests/1")
+            assert not hanging.done()
+            silent.close()  # the upstream goes away; retries then find nothing listening
+            status, body = hanging.result(timeout=120)
+    finally:
+        silent.close()
+    assert other == 200
+    assert 500 <= status < 600
+    assert SLOW in json.loads(body)["errors"][0]["message"]
 
 
 def test_skopeo_reports_the_unreachable_upstream_as_an_error(
