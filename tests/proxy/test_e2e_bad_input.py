@@ -54,9 +54,8 @@ class SilentUpstream:
                 self.accepted.append(self.listener.accept()[0])
 
     def close(self) -> None:
-        with contextlib.suppress(
-            OSError
-        ):  # shutdown wakes the blocked accept() and stops listening
+        # shutdown() wakes the blocked accept() and stops listening; close() alone does neither.
+        with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         for connection in self.accepted:
