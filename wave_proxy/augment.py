@@ -118,6 +118,24 @@ class Augmenter:
             raise NotAcceptable(served.media_type)
         return served
 
+    async def augment_reference(
+        self, name: ImageName, reference: str, accepted: list[str]
+    ) -> tuple[str, ServedManifest]:
+        """(upstream digest, what we serve for it), augmenting by digest too: the Wave API
+        augments `image@sha256:...` requests, where a mirror pull serves the digest unchanged."""
+        client = self.registries.get(name.registry)
+        accept = upstream_accept(accepted)
+        if is_digest(reference):
+            upstream_digest = reference
+        else:
+            validate_tag(reference)
+            upstream_digest = await self._resolve_tag(client, name, reference, accept)
+        served = await self._single_flight(
+            f"{name}@{upstream_digest}",
+            lambda: self._produce(client, name, upstream_digest, accept),
+        )
+        return upstream_digest, served
+
     async def linked_document(self, name: ImageName, digest: str) -> StoredDocument | None:
         """A document this proxy produced for `name` (manifest or config), else None."""
         if await self.store.get_value(_link_key(name, digest)) is None:
