@@ -124,7 +124,9 @@ class TokenIssuer:
         r, s = decode_dss_signature(der)
         return f"{signing_input}.{_b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
-    def _grant(self, method: str, scopes: list[str], user: str | None, password: str | None):
+    def _grant(
+        self, method: str, scopes: list[str], user: str | None, password: str | None
+    ) -> tuple[int, dict]:
         """(status, body) for a token request; None user means anonymous."""
         self.requests_seen.append((method, scopes, user))
         if user is None:
