@@ -6,6 +6,7 @@ and comes with the environment its image would define.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -36,14 +37,19 @@ class RootFs:
     path: Path
     env: dict[str, str] = field(default_factory=dict)
 
-    def run(self, *argv: str, env: dict[str, str] | None = None, timeout: float = 60):
-        """chroot into it with exactly the image's environment (or `env`)."""
-        return subprocess.run(
-            ["chroot", str(self.path), *argv],
-            env=self.env if env is None else env,
-            capture_output=True,
-            timeout=timeout,
-        )
+    def run(self, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run argv chrooted into it with exactly the image's environment (or `env`)."""
+        return chroot_run(self.path, list(argv), self.env if env is None else env)
+
+
+def chroot_run(root: Path, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """chroot(2) in the child itself: a chroot(8) binary would be subject to LD_PRELOAD in env."""
+
+    def enter() -> None:
+        os.chroot(root)
+        os.chdir("/")
+
+    return subprocess.run(argv, env=env, capture_output=True, timeout=120, preexec_fn=enter)
 
 
 def make(kind: str, path: Path, layer: Path, arch: Arch, probes: dict[str, Path], cache: Path):
