@@ -13,6 +13,7 @@ import threading
 import time
 
 from .config import Endpoint
+from .errors import S3ConnectionError
 
 IDLE_TIMEOUT = 20.0
 
@@ -79,7 +80,8 @@ class PoolManager:
     def __init__(self, *, max_connections: int, timeout: float, ca_bundle: str | None) -> None:
         self._max = max_connections
         self._timeout = timeout
-        self._ssl = ssl.create_default_context(cafile=ca_bundle)
+        self._ca_bundle = ca_bundle
+        self._ssl: ssl.SSLContext | None = None  # built on first https use
         self._pools: dict[Endpoint, ConnectionPool] = {}
         self._lock = threading.Lock()
 
@@ -89,6 +91,8 @@ class PoolManager:
             with self._lock:
                 pool = self._pools.get(endpoint)
                 if pool is None:
+                    if endpoint.scheme == "https" and self._ssl is None:
+                        self._ssl = self._ssl_context()
                     pool = ConnectionPool(
                         endpoint,
                         max_connections=self._max,
@@ -97,6 +101,12 @@ class PoolManager:
                     )
                     self._pools[endpoint] = pool
         return pool
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        try:
+            return ssl.create_default_context(cafile=self._ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise S3ConnectionError(f"cannot load CA bundle {self._ca_bundle}: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
