@@ -36,8 +36,8 @@ class Settings:
     cache_location: str = "/tmp"
     cache_size: int | None = None  # None: 80% of the cache file system's free space at start
     chunk_size: int = 1 * MiB  # unit of caching; a random read fetches at most two of them
-    fetch_size: int = 8 * MiB  # largest single ranged GET when prefetching runs of chunks
-    prefetch_max_chunks: int = 64  # ceiling of the sequential read-ahead window
+    fetch_size: int = 16 * MiB  # largest single ranged GET when prefetching runs of chunks
+    prefetch_max_chunks: int = 128  # ceiling of the sequential read-ahead window
     fetch_threads: int = 16
     fuse_threads: int = 8
     upload_part_size: int = 8 * MiB
