@@ -7,9 +7,12 @@ Nothing here knows about /dev/fuse bytes, so a file system can be read and teste
 Conventions every method follows:
 - Raise `FuseError(errno.X)` to answer with an error. Any other exception is logged and answered
   with EIO, so a bug never hangs the caller.
-- Methods not overridden answer ENOSYS. For ACCESS, FLUSH, FSYNC, FSYNCDIR the kernel then treats
-  every later call as success; for xattrs and FALLOCATE as EOPNOTSUPP; for CREATE it falls back to
-  MKNOD + OPEN. So "not overridden" is the cheapest way to say "not supported".
+- Methods not overridden answer ENOSYS, except open/opendir (succeed with handle 0),
+  release/releasedir (succeed) and statfs (an empty file system), as in libfuse. For ACCESS,
+  FLUSH, FSYNC, FSYNCDIR the kernel then treats every later call as success; for xattrs and
+  FALLOCATE as EOPNOTSUPP; for CREATE it falls back to MKNOD + OPEN; LINK fails with EPERM.
+  READDIRPLUS is only negotiated when `readdirplus` is overridden (the kernel would fail
+  listings on its ENOSYS). So "not overridden" is the cheapest way to say "not supported".
 - Inode numbers are the file system's own; 1 is the root (`ROOT_INO`). The kernel keeps a lookup
   count per inode: every `Entry` with a non-zero ino returned by lookup, mkdir, mknod, symlink,
   link or create adds one, as does every entry of a READDIRPLUS reply that the kernel actually
@@ -26,7 +29,7 @@ Entry point (in `fusion_client.fuse`; modules mounting.py and session.py):
     session = mount(ops, mountpoint, options=MountOptions(allow_other=True, ...))
         # raises MountError(one-line cause); MountOptions also holds fsname/subtype, read_only,
         # default_permissions, use_fusermount (force the fusermount3 path), max_write (1 MiB),
-        # max_background, readdirplus ("auto" | "always" | "off")
+        # max_background, readdirplus ("auto" | "always" | "off"), read_ahead_kb (1024)
     session.serve(threads=4)            # blocks until unmounted; or session.start(threads=4)
     session.stop_and_unmount(lazy=False)
     session.notify_inval_inode(ino, offset=0, length=-1)   # drop cached data/attributes
@@ -272,8 +275,9 @@ class Operations:
 
     # --- files ------------------------------------------------------------------------------
     def open(self, ctx: Context, ino: int, flags: int) -> Open:
-        """flags are the open(2) flags (O_RDONLY, O_TRUNC with ATOMIC_O_TRUNC, O_APPEND...)."""
-        raise FuseError(errno.ENOSYS)
+        """flags are the open(2) flags (O_RDONLY, O_TRUNC with ATOMIC_O_TRUNC, O_APPEND...).
+        Default: every open succeeds with handle 0 (as libfuse does)."""
+        return Open(fh=0)
 
     def create(
         self, ctx: Context, parent: int, name: bytes, mode: int, flags: int, umask: int
@@ -301,7 +305,6 @@ class Operations:
 
     def release(self, ctx: Context, ino: int, fh: int, flags: int) -> None:
         """The last reference to the open handle is gone; the reply is not awaited by close()."""
-        raise FuseError(errno.ENOSYS)
 
     def fsync(self, ctx: Context, ino: int, fh: int, datasync: bool) -> None:
         raise FuseError(errno.ENOSYS)
@@ -331,7 +334,8 @@ class Operations:
 
     # --- directories ------------------------------------------------------------------------
     def opendir(self, ctx: Context, ino: int, flags: int) -> Open:
-        raise FuseError(errno.ENOSYS)
+        """Default: succeeds with handle 0 (as libfuse does), so readdir alone lists."""
+        return Open(fh=0)
 
     def readdir(self, ctx: Context, ino: int, fh: int, offset: int) -> Iterable[DirEntry]:
         """Entries after cookie `offset` (0 = from the start, including "." and ".." if you
@@ -345,14 +349,15 @@ class Operations:
         raise FuseError(errno.ENOSYS)
 
     def releasedir(self, ctx: Context, ino: int, fh: int) -> None:
-        raise FuseError(errno.ENOSYS)
+        """Default: nothing to release."""
 
     def fsyncdir(self, ctx: Context, ino: int, fh: int, datasync: bool) -> None:
         raise FuseError(errno.ENOSYS)
 
     # --- file system ------------------------------------------------------------------------
     def statfs(self, ctx: Context, ino: int) -> StatFs:
-        raise FuseError(errno.ENOSYS)
+        """Default: an empty file system (df shows zeros instead of failing)."""
+        return StatFs(blocks=0, bfree=0, bavail=0, files=0, ffree=0, namelen=255)
 
     def access(self, ctx: Context, ino: int, mask: int) -> None:
         raise FuseError(errno.ENOSYS)

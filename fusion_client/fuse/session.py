@@ -85,6 +85,11 @@ class FuseSession:
         """The negotiated `ConnInfo` (None until INIT is answered, i.e. until start())."""
         return self.protocol.conn
 
+    @property
+    def serving(self) -> bool:
+        """True while any worker thread is still answering the kernel."""
+        return any(thread.is_alive() for thread in self._threads)
+
     # --- lifecycle ---------------------------------------------------------------------------
     def serve(self, threads: int = DEFAULT_THREADS) -> None:
         """Serve requests until the file system is unmounted (by anyone)."""

@@ -212,6 +212,19 @@ def test_operations_not_overridden_answer_enosys(protocol: Protocol) -> None:
     assert protocol.handle(*request(Opcode.FSYNC, abi.FSYNC_IN.pack(1, 0, 0)))[1] == errno.ENOSYS
 
 
+def test_open_release_and_statfs_succeed_by_default_as_in_libfuse() -> None:
+    protocol = Protocol(Operations())
+    for opcode in (Opcode.OPEN, Opcode.OPENDIR):
+        assert protocol.handle(*request(opcode, abi.OPEN_IN.pack(0, 0)))[1:] == (
+            0,
+            abi.OPEN_OUT.pack(0, 0, 0),
+        )
+    for opcode in (Opcode.RELEASE, Opcode.RELEASEDIR):
+        assert protocol.handle(*request(opcode, abi.RELEASE_IN.pack(0, 0, 0, 0)))[1:] == (0, b"")
+    _, error, statfs = protocol.handle(*request(Opcode.STATFS))
+    assert error == 0 and abi.STATFS_OUT.unpack(statfs)[6] == 255  # namelen
+
+
 def test_a_bug_in_an_operation_answers_eio_instead_of_hanging(protocol: Protocol) -> None:
     assert protocol.handle(*request(Opcode.LOOKUP, b"boom\0"))[1:] == (errno.EIO, None)
 
