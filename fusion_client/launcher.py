@@ -33,6 +33,8 @@ FORWARDED = (
     signal.SIGUSR1,
     signal.SIGUSR2,
 )
+# Python ignores these; a command must start with the default actions (`yes | head` needs SIGPIPE).
+_PYTHON_IGNORED = (signal.SIGPIPE, signal.SIGXFSZ)
 _SI_KERNEL = 0x80  # si_code of terminal-generated signals: the child got its own copy
 _SAVED_PREFIX = "FUSION_SAVED_"
 _USAGE = "usage: fusion [--] COMMAND [ARGS...] | fusion mount DIR | fusion --version"
@@ -101,7 +103,9 @@ def _run(command: list[str]) -> int:
 def _supervise(command: list[str], env: dict[str, str], mask: set[int]) -> int:
     """Spawn the command and wait for it, forwarding signals and reaping orphans as PID 1."""
     try:
-        pid = os.posix_spawnp(command[0], command, env, setsigmask=(), setsigdef=FORWARDED)
+        pid = os.posix_spawnp(
+            command[0], command, env, setsigmask=(), setsigdef=(*FORWARDED, *_PYTHON_IGNORED)
+        )
     except FileNotFoundError:
         print(f"fusion: {command[0]}: command not found", file=sys.stderr)
         return 127
@@ -162,6 +166,8 @@ def _load_settings(**overrides: str) -> Settings | None:
 
 
 def _exec(command: list[str], env: dict[str, str]) -> int:
+    for signum in _PYTHON_IGNORED:
+        signal.signal(signum, signal.SIG_DFL)
     try:
         os.execvpe(command[0], command, env)
     except FileNotFoundError:

@@ -204,3 +204,10 @@ def test_fusion_mount_serves_in_the_foreground_until_sigterm(s3rver, env, tmp_pa
         proc.kill()
         proc.wait()
     assert not (directory / "s3").exists()
+
+
+def test_the_command_starts_with_default_signal_dispositions(env):
+    done = fusion("grep", "SigIgn", "/proc/self/status", env=env)
+    ignored = int(done.stdout.split()[1], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1))
+    assert not ignored & (1 << (signal.SIGXFSZ - 1))
