@@ -94,3 +94,14 @@ def test_s3_down_during_eager_parts_is_reported_by_wait_all(
     failures = uploader.wait_all(timeout=60, open_grace=0.1)
     assert [str(f) for f in failures] == [f"s3://{bucket}/big/never.bin: {failures[0].cause}"]
     assert "s3://" in failures[0].cause
+
+
+def test_error_inside_a_200_complete_response_is_retried(s3rver, fault_proxy, uploader, tmp_path):
+    bucket = s3rver.new_bucket("ufault")
+    data = os.urandom(PART + 1)
+    fault_proxy.fail_next(1, status=200, code="InternalError", method="POST", match="uploadId=")
+    upload = write_file(tmp_path, uploader, bucket, "complete.bin", data)
+    upload.finish()
+    assert_stored(s3rver, bucket, "complete.bin", data)
+    assert fault_proxy.pending_faults() == 0
+    assert uploader.s3.stats.retries_by_op == {"CompleteMultipartUpload": 1}
