@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from wave_proxy.api.routes import setup_api
 from wave_proxy.augment import IMMUTABLE_KEYS, Augmenter
 from wave_proxy.config import Settings
 from wave_proxy.image.layer import LayerDescriptor
@@ -19,6 +20,8 @@ from wave_proxy.server.failures import registry_error
 from wave_proxy.store.blobs import BlobStore
 from wave_proxy.store.layers import ingest_layer
 from wave_proxy.store.memo import MemoizedStore
+from wave_proxy.store.metadata import MetadataStore
+from wave_proxy.store.redis import RedisMetadataStore
 from wave_proxy.store.sqlite import SqliteMetadataStore
 from wave_proxy.upstream.auth import Credentials, load_docker_config
 from wave_proxy.upstream.client import RetryPolicy
@@ -37,6 +40,7 @@ def create_app(
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[oci_errors])
     app.cleanup_ctx.append(lambda app: _lifecycle(app, settings, retry, upstream_timeout))
     app.on_response_prepare.append(_add_api_version)
+    setup_api(app, settings)  # the Wave API, and /v2/wt/<token>/ ahead of the /v2 catch-all
     app.router.add_route("*", "/v2", handlers.version)
     app.router.add_route("*", "/v2/", handlers.version)
     app.router.add_route("*", "/v2/{path:.+}", handlers.dispatch)
@@ -50,9 +54,7 @@ async def _lifecycle(
     blobs = BlobStore(data_dir / "blobs")
     layers = await asyncio.to_thread(_ingest_layers, settings, blobs)
     credentials = resolve_credentials(settings)
-    store = MemoizedStore(
-        await SqliteMetadataStore.open(data_dir / "metadata.sqlite3"), IMMUTABLE_KEYS
-    )
+    store = MemoizedStore(await open_metadata_store(settings), IMMUTABLE_KEYS)
     session = aiohttp.ClientSession(
         auto_decompress=False, connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60)
     )
@@ -71,6 +73,13 @@ async def _lifecycle(
     finally:
         await session.close()
         await store.close()
+
+
+async def open_metadata_store(settings: Settings) -> MetadataStore:
+    """SQLite in the data dir by default; Redis (--store redis://...) to share replicas' state."""
+    if settings.store:
+        return await RedisMetadataStore.open(settings.store)
+    return await SqliteMetadataStore.open(settings.data_dir / "metadata.sqlite3")
 
 
 def _ingest_layers(settings: Settings, blobs: BlobStore) -> list[LayerDescriptor]:

@@ -7,6 +7,7 @@ from wave_proxy.image.digest import DigestError
 from wave_proxy.image.mutate import ManifestError
 from wave_proxy.image.reference import InvalidName
 from wave_proxy.server.errors import RegistryError
+from wave_proxy.store.redis import StoreUnavailable
 from wave_proxy.upstream.errors import (
     UpstreamBadResponse,
     UpstreamDenied,
@@ -34,6 +35,8 @@ def registry_error(exc: Exception) -> RegistryError | None:
         return RegistryError(502, "MANIFEST_INVALID", f"upstream sent an unusable manifest: {exc}")
     if isinstance(exc, UpstreamError):
         return _upstream_error(exc)
+    if isinstance(exc, StoreUnavailable):
+        return RegistryError(503, "UNAVAILABLE", f"{exc}; retry shortly")
     return None
 
 

@@ -1,0 +1,268 @@
+"""HTTP side of the Wave API: JSON in, JSON out, errors as `{"message": ...}` with a 4xx/5xx.
+
+The `/v2/wt/<token>/...` routes answer like the rest of the registry (OCI error JSON), since
+their clients are container runtimes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from wave_proxy import __version__
+from wave_proxy.api.fusion import FusionLayers
+from wave_proxy.api.inspect import inspect_image
+from wave_proxy.api.layers import LayerResolver
+from wave_proxy.api.request import RequestError
+from wave_proxy.api.service import TokenProblem, WaveService, describe
+from wave_proxy.api.tokens import TokenRecord, iso_time
+from wave_proxy.image.reference import ImageName, InvalidName
+from wave_proxy.server import handlers as registry
+from wave_proxy.server.errors import RegistryError
+from wave_proxy.server.failures import registry_error
+from wave_proxy.upstream.registries import UnknownRegistry
+
+MAX_BODY = 48 << 20  # several data: layers of up to ~10 MiB each
+SERVICE = web.AppKey("wave_service", WaveService)
+FUSION = web.AppKey("fusion_layers", FusionLayers)
+API_KEYS = web.AppKey("api_keys", tuple)
+_REGISTRY_PATH = re.compile(r"^(?P<name>.+)/(?P<kind>manifests|blobs)/(?P<reference>[^/]+)$")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def api_endpoint(handler: Handler) -> Handler:
+    """Turn known failures into `{"message": ...}` answers with the right status."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return _error(exc.status, exc.message)
+        except RequestError as exc:
+            return _error(400, str(exc))
+        except (UnknownRegistry, InvalidName) as exc:
+            return _error(400, f"containerImage: {exc}")
+        except TokenProblem as exc:
+            return _error(404, str(exc))
+        except Exception as exc:
+            error = registry_error(exc)
+            if error is None:
+                raise
+            return _error(error.status, error.message)
+
+    return wrapped
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"message": message}, status=status)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda v: json.dumps(v, indent=None))
+
+
+async def read_json(request: web.Request, body_key: str | None = "towerAccessToken") -> Any:
+    """The JSON body within MAX_BODY; checks the API key (header or `towerAccessToken`)."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError(413, f"request body is over {MAX_BODY >> 20} MiB")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(1 << 20):
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(413, f"request body is over {MAX_BODY >> 20} MiB")
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+    in_body = body.get(body_key) if isinstance(body, dict) and body_key else None
+    check_api_key(request, in_body)
+    return body
+
+
+def check_api_key(request: web.Request, in_body: Any = None) -> None:
+    """Open when no key is configured; else `Authorization: Bearer KEY` or the body's token."""
+    keys: tuple[str, ...] = request.app[API_KEYS]
+    if not keys:
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    candidates = [given.strip()] if scheme.lower() == "bearer" else []
+    if isinstance(in_body, str):
+        candidates.append(in_body)
+    for candidate in candidates:
+        if any(secrets.compare_digest(candidate.encode(), k.encode()) for k in keys):
+            return
+    raise ApiError(
+        401,
+        "this Wave endpoint needs an API key: send `Authorization: Bearer <key>` "
+        "(Nextflow: set tower.accessToken to the key)",
+    )
+
+
+def _host(request: web.Request) -> str:
+    return request.app[SERVICE].host(request.host)
+
+
+# -- container requests -----------------------------------------------------------------------
+
+
+@api_endpoint
+async def submit_v2(request: web.Request) -> web.Response:
+    record = await request.app[SERVICE].submit(await read_json(request))
+    return _json(
+        {
+            **_common_response(record, _host(request)),
+            "freeze": False,
+            "mirror": False,
+            "succeeded": True,
+        }
+    )
+
+
+@api_endpoint
+async def submit_v1(request: web.Request) -> web.Response:
+    record = await request.app[SERVICE].submit(await read_json(request))
+    return _json(_common_response(record, _host(request)))
+
+
+def _common_response(record: TokenRecord, host: str) -> dict[str, Any]:
+    return {
+        "requestId": record.token,
+        "containerToken": record.token,
+        "targetImage": record.target_image(host, pinned=record.tag is None),
+        "expiration": iso_time(record.expires),
+        "containerImage": record.container_image,
+    }
+
+
+@api_endpoint
+async def describe_token(request: web.Request) -> web.Response:
+    record = await request.app[SERVICE].lookup(request.match_info["token"])
+    return _json(describe(record, _host(request)))
+
+
+@api_endpoint
+async def delete_token(request: web.Request) -> web.Response:
+    check_api_key(request)
+    await request.app[SERVICE].revoke(request.match_info["token"])
+    return _json({})
+
+
+@api_endpoint
+async def container_details(request: web.Request) -> web.Response:
+    record = await request.app[SERVICE].lookup(request.match_info["request_id"])
+    details = describe(record, _host(request))
+    return _json(
+        {
+            "requestId": record.token,
+            "containerImage": record.container_image,
+            "sourceImage": details["source"]["image"],
+            "sourceDigest": record.source_digest,
+            "waveImage": details["wave"]["image"],
+            "waveDigest": record.wave_digest,
+            "platform": ",".join(record.platforms),
+            "timestamp": iso_time(record.created),
+            "expiration": iso_time(record.expires),
+            "containerConfig": details["request"]["containerConfig"],
+        }
+    )
+
+
+@api_endpoint
+async def container_status(request: web.Request) -> web.Response:
+    record = await request.app[SERVICE].lookup(request.match_info["request_id"])
+    return _json(
+        {
+            "id": record.token,
+            "status": "DONE",
+            "succeeded": True,
+            "creationTime": iso_time(record.created),
+        }
+    )
+
+
+@api_endpoint
+async def inspect(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("containerImage"), str):
+        raise ApiError(400, "containerImage: required")
+    platform = request.query.get("platform")
+    return _json(await inspect_image(request.app[SERVICE], body["containerImage"], platform))
+
+
+async def service_info(_request: web.Request) -> web.Response:
+    return _json({"serviceInfo": {"version": __version__, "commitId": "wave-proxy"}})
+
+
+# -- our Fusion layer ---------------------------------------------------------------------------
+
+
+@api_endpoint
+async def fusion_config(request: web.Request) -> web.Response:
+    """`/fusion/<version>-<arch>.json`, for Nextflow's fusion.containerConfigUrl."""
+    version, _, arch = request.match_info["name"].rpartition("-")
+    layer = request.app[FUSION].get(version, arch)
+    if layer is None:
+        raise ApiError(404, f"no Fusion layer {version} for {arch or '?'} on this proxy")
+    location = f"{request.scheme}://{_host(request)}/fusion/{layer.version}/fusion-{arch}.tar.gz"
+    return _json(layer.container_config(location))
+
+
+async def fusion_tarball(request: web.Request) -> web.StreamResponse:
+    layer = request.app[FUSION].get(request.match_info["version"], request.match_info["arch"])
+    if layer is None:
+        return _error(404, "no such Fusion layer on this proxy")
+    blob = request.app[registry.BLOBS].path(layer.descriptor.digest)
+    return web.FileResponse(blob, headers={"Content-Type": "application/gzip"})
+
+
+# -- /v2/wt/<token>/<name>/manifests|blobs/<reference> -------------------------------------------
+
+
+async def token_registry(request: web.Request) -> web.StreamResponse:
+    """The augmented image a token names; the token in the path is the authorisation."""
+    if request.method not in ("GET", "HEAD"):
+        raise RegistryError(405, "UNSUPPORTED", f"{request.method} is not supported")
+    service = request.app[SERVICE]
+    token = request.match_info["token"]
+    try:
+        record = await service.lookup(token)
+    except TokenProblem as exc:
+        raise RegistryError(
+            404 if exc.code == "NAME_UNKNOWN" else 403, exc.code, str(exc)
+        ) from None
+    match = _REGISTRY_PATH.match(request.match_info["path"])
+    if not match:
+        raise RegistryError(404, "UNSUPPORTED", "use /v2/wt/<token>/<name>/manifests|blobs/<ref>")
+    if match["name"] != record.repository:
+        raise RegistryError(
+            404,
+            "NAME_UNKNOWN",
+            f"container token {token} was issued for {record.repository}, not {match['name']}",
+        )
+    name = ImageName(record.registry, record.repository)
+    if match["kind"] == "manifests":
+        return await registry.manifest(
+            request, name, match["reference"], service.augmenter_for(record)
+        )
+    digest = match["reference"]
+    if any(layer.digest == digest for layer in record.layers):
+        resolver: LayerResolver = service.resolver
+        if not await resolver.ensure_local(digest):
+            raise RegistryError(
+                404, "BLOB_UNKNOWN", f"appended layer {digest} is not available on this replica"
+            )
+    return await registry.blob(request, name, digest)

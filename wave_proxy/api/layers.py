@@ -1,0 +1,202 @@
+"""Turn containerConfig layers into verified blobs every replica can serve.
+
+- `data:` payloads (base64 of the .tar.gz) are decoded within a size limit and checked by
+  computing gzipDigest, gzipSize and tarDigest; they are kept in the shared metadata store as
+  documents (so any replica serves them) and in the local blob store.
+- http(s) URLs are fetched once (remote_layers: size limit, no private addresses), checked the
+  same way and kept in the local blob store; the shared store records the URL, so another replica
+  re-fetches and re-checks it on first use.
+- The incumbent's Fusion package URL is replaced by our Fusion layer of every architecture we
+  have, each restricted to its platform, so a multi-arch image gets the right one per platform.
+
+Every layer is checked before anything is stored, so a bad request leaves no trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from wave_proxy.api.fusion import FusionLayers
+from wave_proxy.api.request import LayerRequest, RequestError
+from wave_proxy.image.layer import LayerDescriptor, LayerDigester, LayerError, Platform
+from wave_proxy.remote_layers import RemoteLayerError, RemoteLayerFetcher
+from wave_proxy.store.blobs import BlobStore, read_chunks
+from wave_proxy.store.metadata import MetadataStore, StoredDocument
+
+LAYER_MEDIA_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+MAX_DATA_LOCATION = 14_000_000  # characters, as the incumbent: ~10 MiB of .tar.gz
+MAX_REMOTE_LAYER = 4 << 30
+_SOURCE_KEY = "layer/"
+
+
+class LayerRejected(RequestError):
+    """A layer whose content is missing, too large or not what its digests say."""
+
+
+@dataclass(frozen=True)
+class LayerLimits:
+    data_location_chars: int = MAX_DATA_LOCATION
+    remote_bytes: int = MAX_REMOTE_LAYER
+
+
+def verify(content_digest: LayerDescriptor, request: LayerRequest, where: str) -> None:
+    """Compare what we computed with what the client claimed."""
+    checks = (
+        ("gzipSize", content_digest.size, request.gzip_size),
+        ("gzipDigest", content_digest.digest, request.gzip_digest),
+        ("tarDigest", content_digest.diff_id, request.tar_digest),
+    )
+    for field, actual, claimed in checks:
+        if actual != claimed:
+            raise LayerRejected(
+                f"{where}.{field}: the request says {claimed} but the layer content has {actual}"
+            )
+
+
+def decode_data_layer(request: LayerRequest, where: str, max_chars: int) -> bytes:
+    payload = request.location.removeprefix("data:")
+    if len(payload) > max_chars:
+        raise LayerRejected(
+            f"{where}.location: data: payload of {len(payload)} characters is over the limit of "
+            f"{max_chars}; serve large layers over https instead"
+        )
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise LayerRejected(f"{where}.location: data: payload is not valid base64") from None
+
+
+def describe(chunks: Iterable[bytes], where: str) -> LayerDescriptor:
+    digester = LayerDigester()
+    try:
+        for chunk in chunks:
+            digester.update(chunk)
+        return digester.finish()
+    except LayerError as exc:
+        raise LayerRejected(f"{where}: not a .tar.gz layer: {exc}") from None
+
+
+class LayerResolver:
+    def __init__(
+        self,
+        store: MetadataStore,
+        blobs: BlobStore,
+        fusion: FusionLayers,
+        fetcher: RemoteLayerFetcher,
+        limits: LayerLimits | None = None,
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.fusion = fusion
+        self.fetcher = fetcher
+        self.limits = limits or LayerLimits()
+
+    async def resolve(
+        self, requests: Sequence[LayerRequest], platforms: Sequence[Platform]
+    ) -> list[LayerDescriptor]:
+        """Descriptors in request order, each layer verified and stored."""
+        decoded: dict[int, tuple[bytes, LayerDescriptor]] = {}
+        for i, request in enumerate(requests):  # phase 1: pure checks, nothing stored yet
+            if request.location.startswith("data:") and request.fusion_arch is None:
+                where = f"containerConfig.layers[{i}]"
+                body = decode_data_layer(request, where, self.limits.data_location_chars)
+                descriptor = describe([body], where)
+                verify(descriptor, request, where)
+                decoded[i] = (body, descriptor)
+        self._check_fusion(requests, platforms)
+        fetched = {  # phase 2: remote layers, each checked before it is kept
+            i: await self._fetch_remote(request, f"containerConfig.layers[{i}]")
+            for i, request in enumerate(requests)
+            if i not in decoded and request.fusion_arch is None
+        }
+        result: list[LayerDescriptor] = []
+        fusion_added = False
+        for i in range(len(requests)):  # phase 3: all good, keep the data: layers
+            if i in decoded:
+                body, descriptor = decoded[i]
+                await self._keep_data(body, descriptor)
+                result.append(descriptor)
+            elif i in fetched:
+                result.append(fetched[i])
+            elif not fusion_added:
+                result.extend(x.descriptor for x in self.fusion.all_current())
+                fusion_added = True
+        return result
+
+    def _check_fusion(
+        self, requests: Sequence[LayerRequest], platforms: Sequence[Platform]
+    ) -> None:
+        if not any(r.fusion_arch for r in requests):
+            return
+        missing = [str(p) for p in platforms if self.fusion.for_arch(p.architecture) is None]
+        if missing:
+            raise LayerRejected(
+                f"containerConfig.layers: this proxy has no Fusion layer for {', '.join(missing)}; "
+                "the operator builds it with `wavectl layer build` and serves it with "
+                "--fusion-layers DIR"
+            )
+
+    async def _keep_data(self, body: bytes, descriptor: LayerDescriptor) -> None:
+        await asyncio.to_thread(self.blobs.put_stream, descriptor.digest, iter([body]))
+        await self.store.put_document(descriptor.digest, StoredDocument(LAYER_MEDIA_TYPE, body))
+        await self._record(descriptor, "data:")
+
+    async def _fetch_remote(self, request: LayerRequest, where: str) -> LayerDescriptor:
+        known = await self._known(request.gzip_digest)
+        if known is not None and self.blobs.size(known.digest) is not None:
+            verify(known, request, where)
+            return known  # fetched (and checked) before: the URL is not contacted again
+        descriptor = await self._download(request.location, request, where)
+        await self._record(descriptor, request.location)
+        return descriptor
+
+    async def _download(self, url: str, request: LayerRequest, where: str) -> LayerDescriptor:
+        limit = min(request.gzip_size, self.limits.remote_bytes)
+        try:
+            async with self.fetcher.download(url, limit, self.blobs.root / "tmp") as path:
+                descriptor = await asyncio.to_thread(_describe_file, path, where)
+                verify(descriptor, request, where)
+                await asyncio.to_thread(self.blobs.put_file, descriptor.digest, path)
+        except RemoteLayerError as exc:
+            raise LayerRejected(f"{where}.location: {exc}") from None
+        return descriptor
+
+    async def _record(self, descriptor: LayerDescriptor, source: str) -> None:
+        record = {"size": descriptor.size, "diffId": descriptor.diff_id, "source": source}
+        await self.store.set_value(_SOURCE_KEY + descriptor.digest, json.dumps(record))
+
+    async def _known(self, digest: str) -> LayerDescriptor | None:
+        raw = await self.store.get_value(_SOURCE_KEY + digest)
+        if raw is None:
+            return None
+        record = json.loads(raw)
+        return LayerDescriptor(digest, record["size"], record["diffId"])
+
+    async def ensure_local(self, digest: str) -> bool:
+        """Make an appended layer servable from this replica's blob store; False if unknown."""
+        if self.blobs.size(digest) is not None:
+            return True
+        raw = await self.store.get_value(_SOURCE_KEY + digest)
+        if raw is None:
+            return False
+        record = json.loads(raw)
+        if record["source"] == "data:":
+            document = await self.store.get_document(digest)
+            if document is None:
+                return False
+            await asyncio.to_thread(self.blobs.put_stream, digest, iter([document.body]))
+            return True
+        request = LayerRequest(record["source"], digest, record["size"], record["diffId"])
+        await self._download(record["source"], request, f"layer {digest}")
+        return True
+
+
+def _describe_file(path: Path, where: str) -> LayerDescriptor:
+    with path.open("rb") as f:
+        return describe(read_chunks(f), where)

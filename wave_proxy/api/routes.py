@@ -1,0 +1,70 @@
+"""Mount the Wave API on the proxy's aiohttp app; its state is built on the proxy's own stores."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from wave_proxy.api import handlers as api
+from wave_proxy.api.fusion import FusionLayers
+from wave_proxy.api.layers import LayerLimits, LayerResolver
+from wave_proxy.api.service import ApiOptions, WaveService
+from wave_proxy.api.tokens import TokenStore
+from wave_proxy.config import Settings
+from wave_proxy.layerbuild.builder import REPO
+from wave_proxy.remote_layers import RemoteLayerFetcher
+from wave_proxy.server import handlers as registry
+
+DEFAULT_FUSION_LAYERS = REPO / "layers" / "out"  # `wavectl layer build` output in a checkout
+
+
+def setup_api(
+    app: web.Application,
+    settings: Settings,
+    clock: Callable[[], float] = time.time,
+    limits: LayerLimits | None = None,
+) -> None:
+    """Add the API routes (before the generic /v2 routes, so /v2/wt/ is ours).
+
+    Call after the proxy's own cleanup context is registered: ours uses its stores.
+    """
+    app.cleanup_ctx.append(lambda app: _lifecycle(app, settings, clock, limits))
+    router = app.router
+    router.add_post("/v1alpha2/container", api.submit_v2)
+    router.add_post("/container-token", api.submit_v1)
+    router.add_get("/container-token/{token}", api.describe_token)
+    router.add_delete("/container-token/{token}", api.delete_token)
+    router.add_get("/v1alpha2/container/{request_id}", api.container_details)
+    router.add_get("/v1alpha2/container/{request_id}/status", api.container_status)
+    router.add_post("/v1alpha1/inspect", api.inspect)
+    router.add_get("/service-info", api.service_info)
+    router.add_get("/fusion/{name}.json", api.fusion_config)
+    router.add_get("/fusion/{version}/fusion-{arch}.tar.gz", api.fusion_tarball)
+    router.add_route("*", "/v2/wt/{token}/{path:.+}", api.token_registry)
+
+
+async def _lifecycle(
+    app: web.Application,
+    settings: Settings,
+    clock: Callable[[], float],
+    limits: LayerLimits | None,
+) -> AsyncIterator[None]:
+    blobs = app[registry.BLOBS]
+    proxy = app[registry.AUGMENTER]
+    fusion_dir = settings.fusion_layers or DEFAULT_FUSION_LAYERS
+    fusion = await asyncio.to_thread(FusionLayers.load, fusion_dir, blobs)
+    fetcher = RemoteLayerFetcher(settings.allow_private_layer_hosts)
+    resolver = LayerResolver(proxy.store, blobs, fusion, fetcher, limits)
+    options = ApiOptions(settings.token_ttl, settings.advertise_host)
+    app[api.SERVICE] = WaveService(
+        proxy.store, proxy.registries, resolver, TokenStore(proxy.store, clock), options
+    )
+    app[api.FUSION] = fusion
+    app[api.API_KEYS] = settings.api_keys
+    try:
+        yield
+    finally:
+        await fetcher.close()

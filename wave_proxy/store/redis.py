@@ -1,0 +1,76 @@
+"""MetadataStore on Redis: the state several replicas share (`--store redis://HOST:PORT/DB`).
+
+Documents are content-addressed and immutable, so they are written with SET NX and never expire;
+values carry their TTL in Redis itself (PX), so an expired token or tag answer disappears for
+every replica at the same moment. Keys are prefixed so one Redis database can hold other data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from wave_proxy.store.metadata import StoredDocument
+
+PREFIX = "wave-proxy:"
+_SEPARATOR = b"\n"  # media types never contain a newline
+
+
+class StoreUnavailable(RuntimeError):
+    """Redis cannot be reached or refused a command; the message says which server."""
+
+
+class RedisMetadataStore:
+    def __init__(self, client: aioredis.Redis, url: str) -> None:
+        self._client = client
+        self._url = url
+
+    @classmethod
+    async def open(cls, url: str) -> RedisMetadataStore:
+        """Connect and check the server answers, so a wrong URL fails at start, not per pull."""
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+        store = cls(client, url)
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            await client.aclose()
+            raise StoreUnavailable(f"cannot reach the Redis store {_safe(url)}: {exc}") from None
+        return store
+
+    async def get_document(self, digest: str) -> StoredDocument | None:
+        raw = await self._call(self._client.get(f"{PREFIX}doc:{digest}"))
+        if raw is None:
+            return None
+        media_type, _, body = raw.partition(_SEPARATOR)
+        return StoredDocument(media_type.decode(), body)
+
+    async def put_document(self, digest: str, document: StoredDocument) -> None:
+        value = document.media_type.encode() + _SEPARATOR + document.body
+        await self._call(self._client.set(f"{PREFIX}doc:{digest}", value, nx=True))
+
+    async def get_value(self, key: str) -> str | None:
+        raw = await self._call(self._client.get(f"{PREFIX}kv:{key}"))
+        return None if raw is None else raw.decode()
+
+    async def set_value(self, key: str, value: str, ttl: float | None = None) -> None:
+        px = max(1, int(ttl * 1000)) if ttl is not None else None
+        await self._call(self._client.set(f"{PREFIX}kv:{key}", value.encode(), px=px))
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def _call(self, command: Awaitable[Any]) -> Any:
+        try:
+            return await command
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis store {_safe(self._url)} failed: {exc}") from None
+
+
+def _safe(url: str) -> str:
+    """The URL without a password, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    _, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{host}" if at else url
