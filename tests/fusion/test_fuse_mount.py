@@ -24,10 +24,12 @@ from pathlib import Path
 import pytest
 
 from fusion_client.fuse import (
+    Context,
     FuseSession,
     MountError,
     MountOptions,
     Operations,
+    ReadReply,
     abi,
     mount,
     mounting,
@@ -261,6 +263,35 @@ def test_concurrent_readers_on_several_threads_see_the_same_bytes(mnt: Mounted) 
         assert set(pool.map(digest, blocks)) == {hashlib.sha256(data).hexdigest()}
 
 
+def test_workers_on_cloned_descriptors_serve_requests_at_the_same_time(tmp_path: Path) -> None:
+    together = threading.Barrier(3, timeout=20)
+
+    class Rendezvous(MemFS):
+        def read(self, ctx: Context, ino: int, fh: int, offset: int, size: int) -> ReadReply:
+            together.wait()  # returns only once three READs are being served at once
+            return super().read(ctx, ino, fh, offset, size)
+
+    fs = Rendezvous()
+    fs.populate([b"a", b"b", b"c"], b"x")
+    devices_before = dev_fuse_descriptors()
+    with mounted(tmp_path, fs) as m:
+        assert dev_fuse_descriptors() - devices_before == 4  # the mount's own + 3 clones
+        with ThreadPoolExecutor(3) as pool:
+            assert list(pool.map(lambda n: (m.path / n).read_bytes(), "abc")) == [b"x"] * 3
+
+
+def dev_fuse_descriptors() -> int:
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if _link(fd) == "/dev/fuse")
+
+
+def _link(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
+
+
 def test_interrupted_read_returns_eintr_to_the_signalled_process(mnt: Mounted) -> None:
     (mnt.path / SLOW_NAME.decode()).write_text("never read")
     reader = subprocess.Popen(
@@ -318,6 +349,25 @@ def test_stop_and_unmount_of_an_idle_mount_stops_every_worker(tmp_path: Path) ->
     assert session.stop_and_unmount(timeout=30)
     assert mount_entry(mountpoint) is None
     assert not session.serving
+
+
+def test_unmounting_a_busy_mount_says_so_and_lazy_unmount_waits_for_close(
+    tmp_path: Path,
+) -> None:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    session = mount(MemFS(), str(mountpoint))
+    session.start(threads=2)
+    (mountpoint / "f").write_text("held open")
+    held = open(mountpoint / "f")  # noqa: SIM115
+    try:
+        with pytest.raises(MountError, match=r"busy \(files open\); use a lazy unmount$"):
+            session.stop_and_unmount()
+        assert not session.stop_and_unmount(lazy=True, timeout=0.5)  # detached, still serving
+        assert mount_entry(mountpoint) is None and held.read() == "held open"
+    finally:
+        held.close()
+    assert session.wait(timeout=30)
 
 
 def test_fusermount3_path_mounts_serves_and_unmounts(tmp_path: Path) -> None:
