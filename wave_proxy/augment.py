@@ -41,6 +41,7 @@ from wave_proxy.upstream.registries import Registries
 log = logging.getLogger(__name__)
 
 TAG_TTL = 30.0
+INDEX_CONCURRENCY = 4
 FORMAT_VERSION = 1
 IMMUTABLE_KEYS = ("link/", "aug/")
 T = TypeVar("T")
@@ -229,10 +230,13 @@ class Augmenter:
         self, client: RegistryClient, name: ImageName, fetched: FetchedManifest
     ) -> Document | None:
         children = index_children(fetched.body, fetched.media_type)
+        # Big indexes (a dozen platforms) must not open a dozen upstream requests at once.
+        limit = asyncio.Semaphore(INDEX_CONCURRENCY)
 
         async def augment_child(digest: str, media_type: str) -> tuple[str, Document | None]:
-            child = await client.get_manifest(name.repository, digest, [media_type])
-            augmented = await self._augment_image(client, name, child)
+            async with limit:
+                child = await client.get_manifest(name.repository, digest, [media_type])
+                augmented = await self._augment_image(client, name, child)
             if augmented is not None:
                 await self._persist(name, augmented, base=digest)
             return digest, augmented
