@@ -35,6 +35,7 @@ If-Match: etag, and return the number of bytes read (short only at the end of th
 
 EMPTY, FETCHING, READY = 0, 1, 2
 MAX_IDLE_OBJECTS = 512
+SEQUENTIAL_SLACK = 8 * 2**20
 
 
 class _NoSpace(Exception):
@@ -110,9 +111,10 @@ class ReadStream:
         self.window = 0  # chunks to prefetch past the current read
 
     def observe(self, offset: int, end: int, chunk_size: int, max_window: int) -> int:
-        # The kernel sends read-ahead requests concurrently, so "sequential" tolerates a little
-        # reordering behind the high-water mark.
-        if self.high - 4 * chunk_size <= offset <= self.high + chunk_size:
+        # The kernel sends read-ahead requests concurrently and out of order, so "sequential"
+        # means near the high-water mark, not exactly at it.
+        near = max(4 * chunk_size, SEQUENTIAL_SLACK)
+        if self.high - near <= offset <= self.high + near:
             self.streak += end - offset
             crossed = end // chunk_size > self.high // chunk_size
             self.high = max(self.high, end)

@@ -161,9 +161,7 @@ class S3FileSystem(Operations):
             if changes.atime_ns is not None:
                 node.atime_ns = changes.atime_ns
             if changes.mtime_ns is not None:
-                if node.write is not None:
-                    node.write.mtime_ns = changes.mtime_ns
-                node.mtime_ns = changes.mtime_ns
+                node.mtime_set_ns = changes.mtime_ns
             node.ctime_ns = changes.ctime_ns or time.time_ns()
             return node.attr(), self.ttl
 
@@ -346,6 +344,7 @@ class S3FileSystem(Operations):
             raise FuseError(errno.EBADF)
         with s3_errors(f"write s3://{node.bucket}/{node.key}"):
             count = node.write.write(self.uploader, self._target(node), offset, data)
+        node.mtime_set_ns = None  # a write is a modification: its time wins over utimens
         self.stats.bytes_written += count
         return count
 

@@ -35,7 +35,8 @@ class Node:
     size: int = 0
     etag: str | None = None  # of the object version last seen in S3; None if only local
     mtime_ns: int = 0
-    atime_ns: int | None = None  # session-only overrides (utimens)
+    atime_ns: int | None = None  # session-only overrides (utimens, chmod...)
+    mtime_set_ns: int | None = None
     ctime_ns: int | None = None
     permissions: int | None = None  # session-only chmod
     uid: int = 0
@@ -74,6 +75,8 @@ class Node:
         if self.kind == LINK and self.link_target is not None:
             size = len(self.link_target)
         mtime = self.write.mtime_ns if self.write is not None else self.mtime_ns
+        if self.mtime_set_ns is not None:
+            mtime = self.mtime_set_ns
         permissions = (
             DEFAULT_PERMISSIONS[self.kind] if self.permissions is None else self.permissions
         )

@@ -62,8 +62,8 @@ class WriteState:
             return written
 
     def read(self, offset: int, size: int) -> bytes:
-        with self.lock:
-            return os.pread(self.fd, max(0, min(size, self.size - offset)), offset)
+        # No lock: a reader must not wait for an upload that finish() holds the lock through.
+        return os.pread(self.fd, max(0, min(size, self.size - offset)), offset)
 
     def truncate(self, size: int) -> None:
         with self.lock:
