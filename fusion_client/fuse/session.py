@@ -145,16 +145,23 @@ class FuseSession:
         self.protocol.finish()
 
     def _clone(self) -> int:
-        """A new descriptor on the same connection, or the shared one on kernels without it."""
-        fd = os.open(abi.DEVICE, os.O_RDWR | os.O_CLOEXEC)
+        """A new descriptor on the same connection, or the shared one where that fails."""
+        try:
+            fd = os.open(abi.DEVICE, os.O_RDWR | os.O_CLOEXEC)
+        except OSError as e:  # e.g. a user mounting through fusermount3 may not open it
+            return self._shared(e)
         try:
             fcntl.ioctl(fd, abi.DEV_IOC_CLONE, struct.pack("I", self.fd))
-        except OSError as e:
+        except OSError as e:  # kernels before 4.5
             os.close(fd)
-            log.debug("FUSE_DEV_IOC_CLONE failed (%s); workers share one descriptor", e)
-            return self.fd
+            return self._shared(e)
         self._fds.append(fd)
         return fd
+
+    def _shared(self, cause: OSError) -> int:
+        """Several workers may block in read() on one descriptor; each replies on it."""
+        log.debug("no clone of %s (%s): workers share one descriptor", abi.DEVICE, cause)
+        return self.fd
 
     def _raise_readahead(self) -> None:
         """Let the kernel read ahead (and so send READs of) up to read_ahead_kb at a time.

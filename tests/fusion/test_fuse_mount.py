@@ -280,6 +280,25 @@ def test_workers_on_cloned_descriptors_serve_requests_at_the_same_time(tmp_path:
             assert list(pool.map(lambda n: (m.path / n).read_bytes(), "abc")) == [b"x"] * 3
 
 
+def test_workers_share_one_descriptor_where_clones_are_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fs = MemFS()
+    fs.populate([b"f"], b"shared")
+    devices_before = dev_fuse_descriptors()
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    session = mount(fs, str(mountpoint))
+    monkeypatch.setattr(abi, "DEVICE", str(tmp_path / "no-device-for-clones"))
+    session.start(threads=3)
+    try:
+        assert dev_fuse_descriptors() - devices_before == 1
+        with ThreadPoolExecutor(3) as pool:
+            assert set(pool.map(lambda _: (mountpoint / "f").read_bytes(), range(9))) == {b"shared"}
+    finally:
+        assert session.stop_and_unmount(timeout=30)
+
+
 def dev_fuse_descriptors() -> int:
     fds = Path("/proc/self/fd")
     return sum(1 for fd in fds.iterdir() if _link(fd) == "/dev/fuse")
