@@ -179,7 +179,9 @@ class S3Client:
         how many arrived (fewer only at the end of the object). With `if_match` every request
         carries If-Match (PreconditionFailed when the object changed); without it, the ETag of
         the first response pins any resumed request, so one call never mixes versions."""
-        view = memoryview(buf).cast("B") if memoryview(buf).format != "B" else memoryview(buf)
+        view = memoryview(buf)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
         want = len(view)
         done = 0
         etag = if_match

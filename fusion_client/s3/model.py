@@ -43,12 +43,16 @@ class FileRange:
 
     def chunks(self) -> Iterator[memoryview]:
         """Yield views of consecutive pieces; each view is valid until the next one is yielded.
-        Raises StagingChanged when the file is shorter than the range."""
+        Raises StagingChanged when the file is shorter than the range or unreadable (never
+        OSError, which the client would take for a network error and retry)."""
         buf = _thread_buffer(self.CHUNK)
         pos, end = self.offset, self.offset + self.length
         while pos < end:
             want = min(self.CHUNK, end - pos)
-            n = os.preadv(self.fd, [buf[:want]], pos)
+            try:
+                n = os.preadv(self.fd, [buf[:want]], pos)
+            except OSError as exc:  # e.g. closed under an aborted upload: not a network error
+                raise StagingChanged(f"cannot read the local file: {exc}") from exc
             if n <= 0:
                 raise StagingChanged(
                     f"file ended at byte {pos} while reading bytes {self.offset}-{end - 1}"

@@ -28,13 +28,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TypeVar
 
 from fusion_client.s3 import FileRange, ObjectInfo, S3Client, S3Error
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIN_PART_SIZE = 5 * 2**20
 PARTS_PER_SIZE_STEP = 1000
@@ -133,7 +135,7 @@ class Uploader:
         file system, then are finished here so nothing written is dropped. Uploads still not
         done after `timeout` seconds (None = no limit) are reported as failures."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        grace_end = time.monotonic() + open_grace
+        grace_end = time.monotonic() + (open_grace if timeout is None else min(open_grace, timeout))
         with self._lock:
             while self._pending and time.monotonic() < grace_end:
                 self._changed.wait(max(0.0, grace_end - time.monotonic()))
@@ -163,7 +165,7 @@ class Uploader:
 
     # -- used by ObjectUpload ------------------------------------------------------------
 
-    def _submit(self, fn, *args) -> Future:  # type: ignore[no-untyped-def]
+    def _submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
         return self._pool.submit(fn, *args)
 
     def _set_pending(self, upload: ObjectUpload, pending: bool) -> None:
@@ -231,12 +233,12 @@ class ObjectUpload:
             session = self._session
             if self.finishing or (session is not None and offset < session.next_offset):
                 self._restart = True
-            self._add_range(offset, offset + length)
             if self._restart:
                 if session is not None:  # stop sending parts that no longer match the file
                     self._session = None
                     session.cancel()
                 return
+            self._add_range(offset, offset + length)
             prefix = self._ranges[0][1] if self._ranges and self._ranges[0][0] == 0 else 0
             part_offset, part_size = part_span(
                 session.next_number if session else 1, self._up.part_size
@@ -262,7 +264,7 @@ class ObjectUpload:
                 self.finishing = True
                 writes = self._writes
                 session, restart = self._session, self._restart
-                self._session, self._restart = None, False
+                self._session, self._restart, self._ranges = None, False, []
             try:
                 size = os.fstat(self._fd).st_size
                 etag = self._upload(session, restart, size)
