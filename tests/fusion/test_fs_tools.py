@@ -233,3 +233,16 @@ def test_creating_in_the_mount_root_is_refused(s3rver_mount):
 def test_statfs_reports_plenty_of_space(s3rver_mount, bucket):
     stats = os.statvfs(s3rver_mount.path(bucket))
     assert stats.f_bavail * stats.f_frsize >= 2**40
+
+
+def test_fsync_makes_a_file_durable_before_close_and_writes_may_follow(s3rver_mount, bucket):
+    first, second = os.urandom(12 * 2**20), os.urandom(3 * 2**20)  # multipart, then more
+    path = s3rver_mount.path(bucket, "synced.bin")
+    with open(path, "wb") as f:
+        f.write(first)
+        f.flush()
+        os.fsync(f.fileno())
+        assert body(s3rver_mount, bucket, "synced.bin") == first
+        f.write(second)
+    assert body(s3rver_mount, bucket, "synced.bin") == first + second
+    assert path.read_bytes() == first + second
