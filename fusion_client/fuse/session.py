@@ -10,6 +10,7 @@ The GIL is released in readv/writev, so several workers overlap their I/O.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
@@ -17,11 +18,12 @@ import os
 import re
 import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from fusion_client.fuse import abi
-from fusion_client.fuse.ops import ReadReply
+from fusion_client.fuse.ops import ConnInfo, ReadReply
 from fusion_client.fuse.protocol import NO_REPLY, EntryReply, Protocol
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ class FuseSession:
         self._lock = threading.Lock()
 
     @property
-    def conn(self) -> Any:
+    def conn(self) -> ConnInfo | None:
         """The negotiated `ConnInfo` (None until INIT is answered, i.e. until start())."""
         return self.protocol.conn
 
@@ -113,8 +115,9 @@ class FuseSession:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for every worker to end (the mount is gone); True when they all have."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 return False
         self._close()
@@ -219,7 +222,10 @@ class FuseSession:
                 reply(fd, header, unique, error, payload)
 
     def _reply(self, fd: int, header: bytearray, unique: int, error: int, payload: Any) -> None:
-        """Write one reply with a single writev; a vanished request (ENOENT) is not an error."""
+        """Write one reply with a single writev; a vanished request (ENOENT) is not an error.
+
+        Never raises: a worker must survive whatever one request did.
+        """
         pack_into = abi.OUT_HEADER.pack_into
         kind = payload.__class__
         release = None
@@ -233,7 +239,7 @@ class FuseSession:
             elif kind is EntryReply:
                 pack_into(header, 0, abi.OUT_HEADER.size + len(payload.payload), 0, unique)
                 os.writev(fd, (header, payload.payload))
-            else:
+            else:  # several buffers (1-D, byte-sized items, as memoryviews of an mmap are)
                 if kind is ReadReply:
                     release = payload.release
                     payload = payload.buffers
@@ -245,13 +251,17 @@ class FuseSession:
                 self.protocol.undelivered(payload)
             elif e.errno not in _UNMOUNTED:
                 log.error("FUSE reply to request %d failed: %s", unique, e)
-        except TypeError:
-            log.exception("FUSE request %d: the file system returned %r", unique, kind)
+        except Exception:
+            log.exception("FUSE request %d: cannot send what the file system returned", unique)
             pack_into(header, 0, abi.OUT_HEADER.size, -errno.EIO, unique)
-            os.write(fd, header)
+            with contextlib.suppress(OSError):
+                os.write(fd, header)
         finally:
             if release is not None:
-                release()
+                try:
+                    release()
+                except Exception:
+                    log.exception("FUSE request %d: releasing the read buffers failed", unique)
 
     # --- notifications ------------------------------------------------------------------------
     def notify_inval_inode(self, ino: int, offset: int = 0, length: int = -1) -> bool:

@@ -52,14 +52,17 @@ class Mounted:
 
 @contextlib.contextmanager
 def mounted(
-    tmp_path: Path, fs: MemFS | None = None, options: MountOptions | None = None
+    tmp_path: Path,
+    fs: MemFS | None = None,
+    options: MountOptions | None = None,
+    threads: int = 4,
 ) -> Iterator[Mounted]:
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir(parents=True)
     fs = fs or MemFS()
     session = mount(fs, str(mountpoint), options)
     try:
-        session.start(threads=4)
+        session.start(threads)
         yield Mounted(fs, mountpoint, session)
     finally:
         assert session.stop_and_unmount(lazy=True, timeout=30), "workers did not stop"
@@ -278,6 +281,22 @@ def test_workers_on_cloned_descriptors_serve_requests_at_the_same_time(tmp_path:
         assert dev_fuse_descriptors() - devices_before == 4  # the mount's own + 3 clones
         with ThreadPoolExecutor(3) as pool:
             assert list(pool.map(lambda n: (m.path / n).read_bytes(), "abc")) == [b"x"] * 3
+
+
+def test_a_broken_reply_is_eio_for_the_caller_and_the_worker_carries_on(tmp_path: Path) -> None:
+    class Broken(MemFS):
+        def read(self, ctx: Context, ino: int, fh: int, offset: int, size: int) -> ReadReply:
+            reply = super().read(ctx, ino, fh, offset, size)
+            return None if ino == broken else reply  # type: ignore[return-value]
+
+    fs = Broken()
+    fs.populate([b"broken", b"fine"], b"data")
+    broken = fs.child(1, b"broken").ino
+    with mounted(tmp_path, fs, threads=1) as m:
+        with pytest.raises(OSError) as failed:
+            (m.path / "broken").read_bytes()
+        assert failed.value.errno == errno.EIO
+        assert (m.path / "fine").read_bytes() == b"data"
 
 
 def test_workers_share_one_descriptor_where_clones_are_unavailable(
