@@ -89,6 +89,11 @@ def _check_mountpoint(mountpoint: str) -> int:
     except FileNotFoundError:
         raise MountError(f"cannot mount {mountpoint}: the mountpoint does not exist") from None
     except OSError as e:
+        if e.errno == errno.ENOTCONN:
+            raise MountError(
+                f"cannot mount {mountpoint}: a dead FUSE mount is still there "
+                f"(remove it with: umount -l {mountpoint})"
+            ) from None
         raise MountError(f"cannot mount {mountpoint}: {e.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise MountError(f"cannot mount {mountpoint}: the mountpoint is not a directory")

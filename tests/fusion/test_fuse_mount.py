@@ -481,6 +481,30 @@ def test_mount_errors_name_the_cause(tmp_path: Path, monkeypatch: pytest.MonkeyP
         mount(MemFS(), str(tmp_path))
 
 
+def test_mounting_over_the_dead_mount_of_a_killed_client_says_how_to_clear_it(
+    tmp_path: Path,
+) -> None:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    serve = (
+        "import sys; from fusion_client.fuse import mount; from tests.fusion.memfs import MemFS;"
+        "s = mount(MemFS(), sys.argv[1]); s.start(1); print('up', flush=True); s.wait()"
+    )
+    client = subprocess.Popen(
+        [sys.executable, "-c", serve, str(mountpoint)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert client.stdout.readline() == "up\n"
+    finally:
+        client.kill()
+        client.wait()
+    try:
+        with pytest.raises(MountError, match=r"a dead FUSE mount is still there \(remove it with"):
+            mount(MemFS(), str(mountpoint))
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=True)
+
+
 def test_mount_without_privilege_or_fusermount3_says_what_is_needed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
