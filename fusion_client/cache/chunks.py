@@ -36,6 +36,7 @@ If-Match: etag, and return the number of bytes read (short only at the end of th
 EMPTY, FETCHING, READY = 0, 1, 2
 MAX_IDLE_OBJECTS = 512
 SEQUENTIAL_SLACK = 8 * 2**20
+PREFETCH_AFTER = 4 * 2**20  # bytes of sequential streak before read-ahead starts
 
 
 class _NoSpace(Exception):
@@ -118,8 +119,9 @@ class ReadStream:
             self.streak += end - offset
             crossed = end // chunk_size > self.high // chunk_size
             self.high = max(self.high, end)
-            # Start prefetching only after two chunks of streak: random reads never pay for it.
-            if crossed and self.streak >= 2 * chunk_size:
+            # Prefetch only after a real streak: a random read plus the kernel's own read-ahead
+            # around it must not look sequential.
+            if crossed and self.streak >= max(2 * chunk_size, PREFETCH_AFTER):
                 self.window = min(max(2, self.window * 2), max_window)
         else:
             self.high, self.streak, self.window = end, end - offset, 0
