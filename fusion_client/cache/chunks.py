@@ -111,7 +111,9 @@ class ReadStream:
         self.streak = 0  # bytes read sequentially since the last seek
         self.window = 0  # chunks to prefetch past the current read
 
-    def observe(self, offset: int, end: int, chunk_size: int, max_window: int) -> int:
+    def observe(
+        self, offset: int, end: int, chunk_size: int, max_window: int, prefetch_after: int
+    ) -> int:
         # The kernel sends read-ahead requests concurrently and out of order, so "sequential"
         # means near the high-water mark, not exactly at it.
         near = max(4 * chunk_size, SEQUENTIAL_SLACK)
@@ -121,7 +123,7 @@ class ReadStream:
             self.high = max(self.high, end)
             # Prefetch only after a real streak: a random read plus the kernel's own read-ahead
             # around it must not look sequential.
-            if crossed and self.streak >= max(2 * chunk_size, PREFETCH_AFTER):
+            if crossed and self.streak >= max(2 * chunk_size, prefetch_after):
                 self.window = min(max(2, self.window * 2), max_window)
         else:
             self.high, self.streak, self.window = end, end - offset, 0
@@ -141,6 +143,7 @@ class ChunkCache:
         fetch_size: int,
         prefetch_max_chunks: int,
         workers: int,
+        prefetch_after: int = PREFETCH_AFTER,
     ) -> None:
         self.directory = directory
         os.makedirs(directory, exist_ok=True)
@@ -150,6 +153,7 @@ class ChunkCache:
         self._fetch = fetch
         self._run_chunks = max(1, fetch_size // chunk_size)
         self._prefetch_max = prefetch_max_chunks
+        self._prefetch_after = prefetch_after
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._objects: dict[tuple[str, str, str, int], CachedObject] = {}
@@ -222,7 +226,9 @@ class ChunkCache:
             return memoryview(b""), None
         first, last = offset // self.chunk_size, (end - 1) // self.chunk_size + 1
         with self._lock:
-            window = stream.observe(offset, end, self.chunk_size, self._prefetch_max)
+            window = stream.observe(
+                offset, end, self.chunk_size, self._prefetch_max, self._prefetch_after
+            )
             if window:
                 self._schedule_prefetch(obj, last, min(last + window, obj.nchunks))
             for chunk in range(first, last):

@@ -51,6 +51,7 @@ def make_cache(directory: Path, store: FakeStore, capacity: int = 64 * CHUNK) ->
         fetch_size=4 * CHUNK,
         prefetch_max_chunks=16,
         workers=4,
+        prefetch_after=2 * CHUNK,
     )
 
 
