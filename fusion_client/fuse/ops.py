@@ -1,7 +1,8 @@
 """The file-system side of the FUSE protocol: the types and the `Operations` base class.
 
 A file system subclasses `Operations` and overrides what it supports; the protocol layer
-(`fusion_client.fuse.session`) decodes kernel requests, calls these methods and encodes replies.
+(protocol.py, driven by the worker threads of session.py) decodes kernel requests, calls these
+methods and encodes replies.
 Nothing here knows about /dev/fuse bytes, so a file system can be read and tested on its own.
 
 Conventions every method follows:

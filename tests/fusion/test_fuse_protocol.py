@@ -187,6 +187,18 @@ def test_init_asks_for_readdirplus_only_if_the_file_system_implements_it() -> No
     assert not flags & (abi.DO_READDIRPLUS | abi.READDIRPLUS_AUTO) and flags & abi.ASYNC_READ
 
 
+def test_init_reads_the_high_capability_bits_of_newer_kernels(ops: Recorder) -> None:
+    body = abi.INIT_IN.pack(7, 40, 0, abi.INIT_EXT | abi.ASYNC_READ) + abi.INIT_IN_FLAGS2.pack(1)
+    _, _, payload = Protocol(ops).handle(*request(Opcode.INIT, body + bytes(44)))
+    assert ops.conn is not None and ops.conn.kernel_flags >> 32 == 1
+    assert abi.INIT_OUT.unpack(payload)[3] == abi.INIT_EXT | abi.ASYNC_READ
+
+
+def test_init_from_a_kernel_before_7_36_has_a_short_body(ops: Recorder) -> None:
+    _, error, _ = Protocol(ops).handle(*request(Opcode.INIT, abi.INIT_IN.pack(7, 31, 0, 0)))
+    assert error == 0 and ops.conn is not None and ops.conn.proto_minor == 31
+
+
 def test_init_from_a_newer_major_answers_our_version_and_waits_for_another(
     ops: Recorder,
 ) -> None:
