@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +18,7 @@ from wave_proxy.layerbuild.tarball import LayerTree
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCHER = "/usr/bin/fusion"
+BUILD_INFO = f"{runtime.PREFIX.lstrip('/')}/layer.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,69 @@ def build_layers(
         ]
 
 
+def ensure_layers(
+    arches: list[Arch], out_dir: Path, cache_dir: Path, inputs: LayerInputs | None = None
+) -> list[BuiltLayer]:
+    """The layers in out_dir, building only those missing or made from other inputs.
+
+    For a server's first start: a layer built earlier from the same lock file, shim, builder
+    and client sources is reused; any change to them triggers a rebuild.
+    """
+    inputs = inputs or LayerInputs.from_repo()
+    fingerprint = inputs_fingerprint(inputs)
+    ready = {arch: _current(arch, out_dir, fingerprint) for arch in arches}
+    stale = [arch for arch, layer in ready.items() if layer is None]
+    if stale:
+        ready.update(zip(stale, build_layers(stale, out_dir, cache_dir, inputs), strict=True))
+    return [layer for layer in ready.values() if layer is not None]
+
+
+def inputs_fingerprint(inputs: LayerInputs) -> str:
+    """sha256 over everything a layer is made from (besides the host's compilers)."""
+    named = [
+        ("lock", inputs.lock_path),
+        ("shim", inputs.shim_source),
+        *((f"builder/{p.name}", p) for p in sorted(Path(__file__).parent.glob("*.py"))),
+        *(
+            (p.relative_to(inputs.client_root).as_posix(), p)
+            for p in sorted((inputs.client_root / "fusion_client").rglob("*.py"))
+        ),
+    ]
+    digest = hashlib.sha256(__version__.encode())
+    for name, path in named:
+        data = path.read_bytes()
+        digest.update(f"\0{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def _current(arch: Arch, out_dir: Path, fingerprint: str) -> BuiltLayer | None:
+    """The layer already in out_dir if it is whole and was built from these inputs."""
+    name = layer_name(arch)
+    built = None
+    with contextlib.suppress(OSError, ValueError, KeyError, tarfile.TarError, EOFError):
+        (entry,) = json.loads((out_dir / f"{name}.json").read_text())["layers"]
+        tarball = out_dir / f"{name}.tar.gz"
+        if tarball.stat().st_size == entry["gzipSize"] and _fingerprint_of(tarball) == fingerprint:
+            built = BuiltLayer(
+                arch=arch,
+                tarball=tarball,
+                descriptor=out_dir / f"{name}.json",
+                gzip_digest=entry["gzipDigest"],
+                gzip_size=entry["gzipSize"],
+                tar_digest=entry["tarDigest"],
+            )
+    return built
+
+
+def _fingerprint_of(tarball: Path) -> str | None:
+    with tarfile.open(tarball, "r|gz") as tar:
+        for member in tar:
+            if member.name == BUILD_INFO:
+                return json.loads(tar.extractfile(member).read())["inputs"]
+    return None
+
+
 def _unpack(lock: Lock, arch: Arch, cache_dir: Path, work: Path) -> Path:
     root = work / f"root-{arch.name}"
     debs.unpack(debs.fetch(lock.for_arch(arch), cache_dir), root)
@@ -85,7 +152,7 @@ def _build_one(
     tree = LayerTree()
     runtime.add_runtime(tree, root, arch, modules, work)
     tree.add_file(LAUNCHER, shim.compile_shim(inputs.shim_source, arch), 0o755)
-    tree.add_file(f"{runtime.PREFIX}/layer.json", _build_info(arch, lock))
+    tree.add_file(BUILD_INFO, _build_info(arch, lock, inputs_fingerprint(inputs)))
     blob = tarball.write_layer(tree, lock.source_date_epoch)
     name = layer_name(arch)
     doc = tarball.descriptor(blob, f"{name}.tar.gz", entrypoint=[LAUNCHER])
@@ -101,9 +168,10 @@ def _build_one(
     return built
 
 
-def _build_info(arch: Arch, lock: Lock) -> bytes:
+def _build_info(arch: Arch, lock: Lock, fingerprint: str) -> bytes:
     """What this layer is, readable inside a container: /.fusion/layer.json."""
     info = {
+        "inputs": fingerprint,
         "version": __version__,
         "architecture": arch.name,
         "distribution": lock.distribution,
