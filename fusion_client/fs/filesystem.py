@@ -257,9 +257,16 @@ class S3FileSystem(Operations):
     def releasedir(self, ctx: Context, ino: int, fh: int) -> None:
         with self.lock:
             handle = self.handles.pop(fh, None)
-            if handle is not None:
-                handle.node.opens -= 1
-                self.table.forget(handle.node, 0)
+            if handle is None:
+                return
+            handle.node.opens -= 1
+            # Drop the inodes listed but never handed to the kernel (plain readdir, or entries
+            # that did not fit): the table only keeps what the kernel or a handle uses.
+            listed = [item.ino for item in handle.entries or ()]
+            for number in [*listed, handle.node.ino]:
+                node = self.table.get(number)
+                if node is not None:
+                    self.table.forget(node, 0)
 
     def fsyncdir(self, ctx: Context, ino: int, fh: int, datasync: bool) -> None:
         """Directory changes are made in S3 as they happen: nothing is pending."""
