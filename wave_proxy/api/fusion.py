@@ -15,7 +15,7 @@ from typing import Any
 
 from wave_proxy.image.layer import LayerDescriptor, Platform
 from wave_proxy.store.blobs import BlobStore
-from wave_proxy.store.layers import ingest_layer
+from wave_proxy.store.layers import LayerFileError, ingest_layer
 
 LAUNCHER = "/usr/bin/fusion"
 _TARBALL = re.compile(r"^fusion-(?P<version>.+)-(?P<arch>amd64|arm64)\.tar\.gz$")
@@ -51,8 +51,11 @@ class FusionLayers:
         self.current = versions[-1] if versions else None
 
     @classmethod
-    def load(cls, directory: Path | None, blobs: BlobStore) -> FusionLayers:
-        if directory is None or not directory.is_dir():
+    def load(cls, directory: Path, blobs: BlobStore, required: bool = True) -> FusionLayers:
+        """Layers found in `directory`; a missing directory is an error only when `required`."""
+        if not directory.is_dir():
+            if required:
+                raise LayerFileError(f"Fusion layer directory {directory} does not exist")
             return cls([])
         layers = []
         for path in sorted(directory.iterdir()):

@@ -19,7 +19,7 @@ from wave_proxy.api.fusion import FusionLayers
 from wave_proxy.api.inspect import inspect_image
 from wave_proxy.api.layers import LayerResolver
 from wave_proxy.api.request import RequestError
-from wave_proxy.api.service import TokenProblem, WaveService, describe
+from wave_proxy.api.service import ImageNotFound, TokenProblem, WaveService, describe
 from wave_proxy.api.tokens import TokenRecord, iso_time
 from wave_proxy.image.reference import ImageName, InvalidName
 from wave_proxy.server import handlers as registry
@@ -55,7 +55,7 @@ def api_endpoint(handler: Handler) -> Handler:
             return _error(400, str(exc))
         except (UnknownRegistry, InvalidName) as exc:
             return _error(400, f"containerImage: {exc}")
-        except TokenProblem as exc:
+        except (TokenProblem, ImageNotFound) as exc:
             return _error(404, str(exc))
         except Exception as exc:
             error = registry_error(exc)

@@ -148,6 +148,10 @@ class LayerResolver:
         await self._record(descriptor, "data:")
 
     async def _fetch_remote(self, request: LayerRequest, where: str) -> LayerDescriptor:
+        ours = self.fusion.by_digest(request.gzip_digest)
+        if ours is not None:  # a /fusion/<version>-<arch>.json of ours: already here
+            verify(ours.descriptor, request, where)
+            return ours.descriptor
         known = await self._known(request.gzip_digest)
         if known is not None and self.blobs.size(known.digest) is not None:
             verify(known, request, where)

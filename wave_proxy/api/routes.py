@@ -55,7 +55,8 @@ async def _lifecycle(
     blobs = app[registry.BLOBS]
     proxy = app[registry.AUGMENTER]
     fusion_dir = settings.fusion_layers or DEFAULT_FUSION_LAYERS
-    fusion = await asyncio.to_thread(FusionLayers.load, fusion_dir, blobs)
+    required = settings.fusion_layers is not None
+    fusion = await asyncio.to_thread(FusionLayers.load, fusion_dir, blobs, required)
     fetcher = RemoteLayerFetcher(settings.allow_private_layer_hosts)
     resolver = LayerResolver(proxy.store, blobs, fusion, fetcher, limits)
     options = ApiOptions(settings.token_ttl, settings.advertise_host)

@@ -25,7 +25,12 @@ from wave_proxy.image import mediatypes as mt
 from wave_proxy.image.layer import Platform
 from wave_proxy.image.mutate import config_descriptor, config_platform, load_json
 from wave_proxy.store.metadata import MetadataStore
+from wave_proxy.upstream.errors import UpstreamNotFound
 from wave_proxy.upstream.registries import Registries
+
+
+class ImageNotFound(LookupError):
+    """The requested image (or tag) is not in its registry."""
 
 
 class TokenProblem(LookupError):
@@ -64,9 +69,15 @@ class WaveService:
         self.registries.get(request.image.name.registry)  # unknown registry: fail before work
         layers = await self.resolver.resolve(request.layers, request.platforms)
         augmenter = Augmenter(self.store, self.registries, layers, request.changes)
-        source, served = await augmenter.augment_reference(
-            request.image.name, request.image.reference, []
-        )
+        try:
+            source, served = await augmenter.augment_reference(
+                request.image.name, request.image.reference, []
+            )
+        except UpstreamNotFound:
+            raise ImageNotFound(
+                f"containerImage: {request.image.name}:{request.image.reference} does not exist "
+                f"in {request.image.name.registry} (or this proxy may not pull it)"
+            ) from None
         await self._check_platforms(request, served)
         now = self.tokens.clock()
         record = TokenRecord(
