@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from fusion_client.fs.runtime import MountedFileSystem
     from fusion_client.settings import Settings
 
 __version__ = "0.1.0"
@@ -92,12 +93,8 @@ def _run(command: list[str]) -> int:
     try:
         status = _supervise(command, env, mask)
     finally:
-        lost = mounted.close()
-    if lost:
-        for line in lost:
-            print(f"[fusion] error: not saved: {line}", file=sys.stderr)
-        return EXIT_IO_ERROR
-    return status
+        saved = _close(mounted)
+    return status if saved else EXIT_IO_ERROR
 
 
 def _supervise(command: list[str], env: dict[str, str], mask: set[int]) -> int:
@@ -146,10 +143,19 @@ def _mount_foreground(directory: str) -> int:
         print(f"[fusion] error: {exc}", file=sys.stderr)
         return 1
     mounted.wait_for_signal_or_unmount(mask)
-    lost = mounted.close()
+    return 0 if _close(mounted) else EXIT_IO_ERROR
+
+
+def _close(mounted: MountedFileSystem) -> bool:
+    """Finish uploads and unmount; False (after saying what was lost) if anything was lost."""
+    try:
+        lost = mounted.close()
+    except Exception as exc:  # never let a bug hide that uploads may be incomplete
+        print(f"[fusion] error: could not complete the uploads: {exc!r}", file=sys.stderr)
+        return False
     for line in lost:
         print(f"[fusion] error: not saved: {line}", file=sys.stderr)
-    return EXIT_IO_ERROR if lost else 0
+    return not lost
 
 
 def _load_settings(**overrides: str) -> Settings | None:
