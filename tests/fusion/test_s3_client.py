@@ -3,6 +3,7 @@ cross-checked with boto3."""
 
 from __future__ import annotations
 
+import mmap
 import os
 
 import pytest
@@ -121,3 +122,28 @@ def test_list_pages_with_delimiter_and_continuation(server_name: str, request):
     flat = client.list_page(bucket, "", delimiter=None)
     assert sorted(o.key for o in flat.objects) == sorted(keys)
     assert all(o.size == 1 and o.etag and o.last_modified_ns for o in flat.objects)
+
+
+def test_ranged_read_lands_in_an_mmap_slice(s3rver: S3Server, s3rver_client: S3Client, tmp_path):
+    bucket = s3rver.new_bucket()
+    data = os.urandom(2**20)
+    s3rver.boto3_client().put_object(Bucket=bucket, Key="obj", Body=data)
+    with open(tmp_path / "cache", "w+b") as f:
+        f.truncate(4 * 2**20)
+        with mmap.mmap(f.fileno(), 4 * 2**20) as mapped:
+            view = memoryview(mapped)
+            n = s3rver_client.get_range_into(
+                bucket, "obj", 4096, view[2**20 : 2**20 + 8192], if_match=None
+            )
+            assert n == 8192 and bytes(view[2**20 : 2**20 + 8192]) == data[4096 : 4096 + 8192]
+            view.release()
+
+
+def test_anonymous_access_sends_unsigned_requests(moto_s3: S3Server):
+    bucket = moto_s3.new_bucket()
+    moto_s3.boto3_client().put_object(
+        Bucket=bucket, Key="public", Body=b"open data", ACL="public-read"
+    )
+    env = {"AWS_ENDPOINT_URL": moto_s3.endpoint, "FUSION_AWS_ANONYMOUS": "true"}
+    client = S3Client.from_env(env)
+    assert client.head_object(bucket, "public").size == 9

@@ -7,9 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from fusion_client.s3 import NoSuchKey, S3Client, S3ConnectionError, S3Error
+from fusion_client.s3 import NoSuchKey, PreconditionFailed, S3Client, S3ConnectionError, S3Error
 from tests.fusion.conftest import through_proxy
 from tests.support import free_port
+from tests.support.faults import FaultProxy
 from tests.support.s3servers import S3Server
 
 
@@ -162,3 +163,21 @@ def test_concurrent_readers_share_a_bounded_pool(s3rver, fault_proxy, bucket_wit
     with ThreadPoolExecutor(16) as pool:
         assert all(pool.map(read, range(200)))
     assert fault_proxy.connections <= 3
+
+
+def test_resumed_read_never_mixes_versions(moto_s3: S3Server):
+    """A read cut mid-body resumes with If-Match on the first response's ETag, so an object
+    replaced in between fails with PreconditionFailed instead of returning spliced bytes."""
+    bucket = moto_s3.new_bucket("faults")
+    s3 = moto_s3.boto3_client()
+    s3.put_object(Bucket=bucket, Key="obj", Body=b"1" * 2**20)
+    proxy = FaultProxy(int(moto_s3.endpoint.rsplit(":", 1)[1]))
+    try:
+        client = through_proxy(moto_s3, proxy)
+        proxy.drop_next_responses(
+            1, method="GET", then=lambda: s3.put_object(Bucket=bucket, Key="obj", Body=b"2" * 2**20)
+        )
+        with pytest.raises(PreconditionFailed):
+            client.get_range_into(bucket, "obj", 0, memoryview(bytearray(2**20)), if_match=None)
+    finally:
+        proxy.close()

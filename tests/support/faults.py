@@ -17,7 +17,7 @@ import contextlib
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 _ERROR_BODY = (
@@ -35,6 +35,7 @@ class _Fault:
     status: int = 500
     code: str = "InternalError"
     headers: dict[str, str] = field(default_factory=dict)
+    then: Callable[[], None] | None = None  # run when the fault fires, before the cut
 
     def applies(self, method: str, target: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -79,9 +80,16 @@ class FaultProxy:
         """Forward half of the request body upstream, then cut both connections."""
         self._add(_Fault("drop_request", n, method, match))
 
-    def drop_next_responses(self, n: int, *, method: str | None = None, match: str | None = None):
-        """Relay the response head and half of its body, then cut both connections."""
-        self._add(_Fault("drop_response", n, method, match))
+    def drop_next_responses(
+        self,
+        n: int,
+        *,
+        method: str | None = None,
+        match: str | None = None,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Relay the response head and half of its body, run `then`, cut both connections."""
+        self._add(_Fault("drop_response", n, method, match, then=then))
 
     def cut_open_connections(self) -> None:
         """Reset every open connection, as a server closing idle keep-alive connections does."""
@@ -153,10 +161,12 @@ class FaultProxy:
         upstream: socket.socket | None = None
         self._track(client, True)
         reader = _Reader(client)
+        graceful = False  # FIN when the exchange ends normally, RST for faults and errors
         try:
             while not self._stopping:
                 head = reader.head()
                 if head is None or self.down:
+                    graceful = head is None
                     return
                 method, target = head.split(b" ", 2)[:2]
                 method_s, target_s = method.decode(), target.decode()
@@ -199,10 +209,14 @@ class FaultProxy:
                 for chunk in up_reader.body(response, request_method=method_s):
                     if cut and sent + len(chunk) >= length // 2:
                         client.sendall(chunk[: max(0, length // 2 - sent)])
+                        if fault is not None and fault.then is not None:
+                            fault.then()
+                        graceful = True  # the client reads the half body, then EOF
                         return
                     client.sendall(chunk)
                     sent += len(chunk)
                 if b"connection: close" in response.lower():
+                    graceful = True
                     return
         except OSError:
             return
@@ -210,7 +224,10 @@ class FaultProxy:
             for s in (client, upstream):
                 if s is not None:
                     self._track(s, False)
-                    _reset(s)
+                    if graceful:
+                        _close(s)
+                    else:
+                        _reset(s)
 
 
 class _Reader:
@@ -285,6 +302,13 @@ def _content_length(head: bytes) -> int | None:
         if name.strip().lower() == b"content-length":
             return int(value.strip())
     return None
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+    with contextlib.suppress(OSError):
+        sock.close()
 
 
 def _reset(sock: socket.socket) -> None:
