@@ -41,6 +41,7 @@ from wave_proxy.upstream.registries import Registries
 log = logging.getLogger(__name__)
 
 TAG_TTL = 30.0
+UPSTREAM_BLOB = "upstream-blob"  # link value of blobs the upstream served under a name
 INDEX_CONCURRENCY = 4
 FORMAT_VERSION = 1
 IMMUTABLE_KEYS = ("link/", "aug/")
@@ -137,11 +138,14 @@ class Augmenter:
         )
         return upstream_digest, served
 
-    async def linked_document(self, name: ImageName, digest: str) -> StoredDocument | None:
-        """A document this proxy produced for `name` (manifest or config), else None."""
-        if await self.store.get_value(_link_key(name, digest)) is None:
-            return None
-        return await self.store.get_document(digest)
+    async def is_linked(self, name: ImageName, digest: str) -> bool:
+        """Whether `digest` may be served under `name` from our own stores: we produced it for
+        that repository, or its upstream served it under that name."""
+        return await self.store.get_value(_link_key(name, digest)) is not None
+
+    async def link_blob(self, name: ImageName, digest: str) -> None:
+        if not await self.is_linked(name, digest):
+            await self.store.set_value(_link_key(name, digest), UPSTREAM_BLOB)
 
     # -- tags ----------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ ENV_PREFIX = "WAVE_PROXY_"
 DEFAULT_LISTEN = "0.0.0.0:9090"
 DEFAULT_REGISTRIES = {"docker.io": "https://registry-1.docker.io"}
 DEFAULT_DATA_DIR = Path("var")
+DEFAULT_BLOB_CACHE_SIZE = 10 << 30
 DEFAULT_TOKEN_TTL = 36 * 3600.0
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -49,6 +51,7 @@ class Settings:
     docker_config: Path | None = None
     layers: tuple[LayerSpec, ...] = ()
     data_dir: Path = DEFAULT_DATA_DIR
+    blob_cache_size: int = DEFAULT_BLOB_CACHE_SIZE  # bytes of upstream blobs kept; 0 = none
     # Wave API (wave_proxy/api): where state lives, how targetImages are named, who may call.
     store: str = ""  # "" = SQLite in data_dir; redis://HOST:PORT/N shares state between replicas
     advertise_host: str = ""  # host[:port] in targetImage; "" = the Host of each API request
@@ -62,6 +65,7 @@ class Settings:
 # variables separate entries with commas or whitespace.
 OPTIONS = (
     *("listen", "registry", "registry_auth", "docker_config", "layer", "data_dir", "store"),
+    "blob_cache_size",
     *("advertise_host", "token_ttl", "api_key", "allow_private_layer_hosts", "fusion_layers"),
 )
 
@@ -110,6 +114,8 @@ def load_settings(
                 layers = tuple(parse_layer(item, base) for item in _as_list(values["layer"]))
             if "data_dir" in values:
                 data_dir = base / str(values["data_dir"])
+            if "blob_cache_size" in values:
+                api["blob_cache_size"] = parse_size(values["blob_cache_size"])
             if "store" in values:
                 api["store"] = parse_store(str(values["store"]))
             if "advertise_host" in values:
@@ -194,6 +200,16 @@ def parse_layer(value: Any, base: Path) -> LayerSpec:
     if not text:
         raise ConfigError(f"invalid layer {value!r}: expected [PLATFORM=]PATH.tar.gz")
     return LayerSpec(base / text, platform)
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from `0`, `123456`, `512MiB`, `10GiB` or `1TB` (decimal and binary units)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?\s*", str(value), re.IGNORECASE)
+    if not match:
+        raise ConfigError(f"invalid size {value!r}: use bytes or a unit, e.g. 500MiB, 10GiB")
+    number, unit, binary = match.groups()
+    exponent = "KMGT".find(unit.upper()) + 1 if unit else 0
+    return int(float(number) * (1024 if binary else 1000) ** exponent)
 
 
 def parse_store(value: str) -> str:

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.proxy.unit.fake_registry import FAST, Script, start_fake
+from tests.proxy.unit.fake_registry import BLOB, FAST, Script, start_fake
 from tests.support.images import tar_layer, write_marker_layer
 from wave_proxy.config import LayerSpec, Settings
 from wave_proxy.image import mediatypes as mt
@@ -178,6 +178,28 @@ async def test_tag_list_pages_link_back_to_the_proxy(fake):
     second = await client.get(link[1 : link.index(">")])
     assert (await second.json())["tags"] == ["2"]
     assert "Link" not in second.headers
+
+
+async def test_cached_blob_is_served_while_upstream_is_down(fake):
+    script, client = fake
+    digest = sha256_digest(BLOB)
+    assert await (await client.get(f"/v2/org/tool/blobs/{digest}")).read() == BLOB
+    script.down = True
+    again = await client.get(f"/v2/org/tool/blobs/{digest}")
+    assert again.status == 200 and await again.read() == BLOB
+    head = await client.head(f"/v2/org/tool/blobs/{digest}")
+    assert head.headers["Content-Length"] == again.headers["Content-Length"]
+    part = await client.get(f"/v2/org/tool/blobs/{digest}", headers={"Range": "bytes=4-9"})
+    assert part.status == 206 and await part.read() == BLOB[4:10]
+
+
+async def test_cached_blob_is_not_served_under_another_repository(fake):
+    script, client = fake
+    digest = sha256_digest(BLOB)
+    await (await client.get(f"/v2/org/tool/blobs/{digest}")).read()
+    script.down = True
+    other = await client.get(f"/v2/org/other/blobs/{digest}")
+    assert other.status == 503, "only upstream may say whether org/other has this blob"
 
 
 async def test_schema1_manifests_pass_through_with_a_warning(fake):

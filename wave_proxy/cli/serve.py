@@ -57,6 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument(
         "--data-dir", metavar="DIR", help=f"embedded store, default ./var [{env_name('data_dir')}]"
     )
+    parser.add_argument(
+        "--blob-cache-size",
+        metavar="SIZE",
+        help="disk space for upstream blobs kept in --data-dir, e.g. 50GiB; 0 disables "
+        f"(default 10GiB) [{env_name('blob_cache_size')}]",
+    )
     add_api_arguments(parser)
     parser.add_argument(
         "--config",
@@ -80,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 "docker_config": args.docker_config,
                 "layer": args.layer,
                 "data_dir": args.data_dir,
+                "blob_cache_size": args.blob_cache_size,
                 **{option: getattr(args, option) for option in API_OPTIONS},
             },
             config_file=Path(args.config) if args.config else None,

@@ -17,6 +17,7 @@ from wave_proxy.image.layer import LayerDescriptor
 from wave_proxy.server import handlers
 from wave_proxy.server.errors import RegistryError
 from wave_proxy.server.failures import registry_error
+from wave_proxy.store.blobcache import BlobCache
 from wave_proxy.store.blobs import BlobStore
 from wave_proxy.store.layers import ingest_layer
 from wave_proxy.store.memo import MemoizedStore
@@ -60,6 +61,10 @@ async def _lifecycle(
     )
     registries = Registries(settings.registries, session, credentials, retry, timeout)
     app[handlers.BLOBS] = blobs
+    if settings.blob_cache_size:
+        app[handlers.BLOB_CACHE] = await asyncio.to_thread(
+            BlobCache, data_dir / "cache", settings.blob_cache_size
+        )
     app[handlers.AUGMENTER] = Augmenter(store, registries, layers)
     for layer in layers:
         log.info(

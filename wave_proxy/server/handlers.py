@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -17,6 +16,7 @@ from wave_proxy.image.digest import parse_digest
 from wave_proxy.image.reference import ImageName, route_name
 from wave_proxy.server.errors import RegistryError
 from wave_proxy.server.ranges import Unsatisfiable, parse_range
+from wave_proxy.store.blobcache import BlobCache, CacheWriter
 from wave_proxy.store.blobs import BlobStore
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ _PATH = re.compile(r"^(?P<name>.+)/(?P<kind>manifests|blobs)/(?P<reference>[^/]+
 
 AUGMENTER = web.AppKey("augmenter", Augmenter)
 BLOBS = web.AppKey("blobs", BlobStore)
+BLOB_CACHE = web.AppKey("blob_cache", BlobCache)  # absent when the cache is disabled
+OCTET_STREAM = "application/octet-stream"
 
 
 async def version(request: web.Request) -> web.Response:
@@ -96,21 +98,22 @@ def _etag_matches(request: web.Request, digest: str) -> bool:
 
 
 async def blob(request: web.Request, name: ImageName, digest: str) -> web.StreamResponse:
-    """Appended layers from the blob store, produced configs from the metadata store, the
-    rest streamed from upstream (or a redirect to where upstream keeps it)."""
+    """Appended layers from the blob store; configs we produced and upstream blobs cached
+    earlier, when linked to this repository; the rest streamed from upstream (or a redirect to
+    where upstream keeps it)."""
     parse_digest(digest)
     blobs = request.app[BLOBS]
     if (size := blobs.size(digest)) is not None:
-        path = blobs.path(digest)
-        return await _serve_local(
-            request, digest, size, "application/octet-stream", lambda a, n: _file_chunks(path, a, n)
-        )
-    document = await request.app[AUGMENTER].linked_document(name, digest)
-    if document is not None:
-        body = document.body
-        return await _serve_local(
-            request, digest, len(body), document.media_type, lambda a, n: _bytes_chunks(body, a, n)
-        )
+        return await _serve_local(request, digest, size, OCTET_STREAM, blobs.path(digest))
+    augmenter = request.app[AUGMENTER]
+    if await augmenter.is_linked(name, digest):
+        if (document := await augmenter.store.get_document(digest)) is not None:
+            body = document.body
+            return await _serve_local(request, digest, len(body), document.media_type, body)
+        cache = request.app.get(BLOB_CACHE)
+        if cache is not None and (hit := cache.lookup(digest)) is not None:
+            path, size = hit
+            return await _serve_local(request, digest, size, OCTET_STREAM, path)
     return await _relay_upstream(request, name, digest)
 
 
@@ -119,12 +122,9 @@ def _blob_headers(digest: str) -> dict[str, str]:
 
 
 async def _serve_local(
-    request: web.Request,
-    digest: str,
-    size: int,
-    content_type: str,
-    read: Callable[[int, int], AsyncIterator[bytes]],
+    request: web.Request, digest: str, size: int, content_type: str, source: bytes | Path
 ) -> web.StreamResponse:
+    """Serve bytes or a file we hold, honouring Range; files go out with sendfile."""
     headers = _blob_headers(digest)
     try:
         spec = parse_range(request.headers.get("Range"))
@@ -139,30 +139,36 @@ async def _serve_local(
     response.content_type = content_type
     response.content_length = length
     await response.prepare(request)
-    if request.method == "GET":
-        async for chunk in read(start, length):
-            await response.write(chunk)
+    if request.method == "GET" and length:
+        if isinstance(source, bytes):
+            await response.write(source[start : start + length])
+        else:
+            await _send_file(request, response, source, start, length)
     await response.write_eof()
     return response
 
 
+async def _send_file(
+    request: web.Request, response: web.StreamResponse, path: Path, start: int, length: int
+) -> None:
+    transport = request.transport
+    if transport is None:
+        raise ConnectionResetError("client went away")
+    with path.open("rb") as f:
+        try:
+            await asyncio.get_running_loop().sendfile(transport, f, start, length)
+        except NotImplementedError:  # transports without sendfile (TLS): copy in chunks
+            f.seek(start)
+            while length > 0:
+                chunk = await asyncio.to_thread(f.read, min(CHUNK * 4, length))
+                if not chunk:
+                    raise OSError(f"blob {path.name} is shorter than recorded") from None
+                length -= len(chunk)
+                await response.write(chunk)
+
+
 def _unsatisfiable(headers: dict[str, str], content_range: str) -> web.Response:
     return web.Response(status=416, headers={**headers, "Content-Range": content_range})
-
-
-async def _file_chunks(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
-    with path.open("rb") as f:
-        f.seek(start)
-        while length > 0:
-            chunk = await asyncio.to_thread(f.read, min(CHUNK * 4, length))
-            if not chunk:
-                raise OSError(f"blob {path.name} is shorter than recorded")
-            length -= len(chunk)
-            yield chunk
-
-
-async def _bytes_chunks(body: bytes, start: int, length: int) -> AsyncIterator[bytes]:
-    yield body[start : start + length]
 
 
 async def _relay_upstream(request: web.Request, name: ImageName, digest: str) -> web.StreamResponse:
@@ -183,28 +189,42 @@ async def _relay_upstream(request: web.Request, name: ImageName, digest: str) ->
         return redirect
     source = upstream.response
     assert source is not None
+    writer: CacheWriter | None = None
     try:
         headers = _blob_headers(digest)
         if source.status == 416:
             return _unsatisfiable(headers, source.headers.get("Content-Range", "bytes */*"))
+        await request.app[AUGMENTER].link_blob(name, digest)
         if content_range := source.headers.get("Content-Range"):
             headers["Content-Range"] = content_range
         response = web.StreamResponse(status=source.status, headers=headers)
-        response.content_type = source.headers.get("Content-Type", "application/octet-stream")
+        response.content_type = source.headers.get("Content-Type", OCTET_STREAM)
         if source.content_length is not None:
             response.content_length = source.content_length
         await response.prepare(request)
-        if request.method == "GET":
-            try:
-                async for chunk in source.content.iter_chunked(CHUNK):
-                    await response.write(chunk)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                # Headers are sent: all we can do is cut the connection, so the client sees a
-                # short body and resumes with Range.
-                log.warning("upstream blob %s broke off mid-stream: %s", digest, exc)
-                response.force_close()
-                return response
+        if request.method != "GET":
+            await response.write_eof()
+            return response
+        cache = request.app.get(BLOB_CACHE)
+        if cache is not None and source.status == 200 and source.content_length is not None:
+            writer = cache.writer(digest, source.content_length)
+        try:
+            async for chunk in source.content.iter_chunked(CHUNK):
+                if writer is not None:
+                    writer.write(chunk)
+                await response.write(chunk)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # Headers are sent: all we can do is cut the connection, so the client sees a
+            # short body and resumes with Range.
+            log.warning("upstream blob %s broke off mid-stream: %s", digest, exc)
+            response.force_close()
+            return response
         await response.write_eof()
+        if writer is not None:
+            await asyncio.to_thread(writer.commit)
+            writer = None
         return response
     finally:
+        if writer is not None:
+            writer.abort()
         upstream.release()

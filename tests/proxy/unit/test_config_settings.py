@@ -78,6 +78,18 @@ def test_bad_settings_say_what_is_wrong(cli, message):
         load_settings(cli, environ={})
 
 
+@pytest.mark.parametrize(
+    ("value", "size"), [("0", 0), ("1234", 1234), ("512MiB", 512 << 20), ("2GB", 2 * 10**9)]
+)
+def test_blob_cache_size_takes_units(value, size):
+    assert load_settings({"blob_cache_size": value}, environ={}).blob_cache_size == size
+
+
+def test_invalid_blob_cache_size_is_refused():
+    with pytest.raises(ConfigError, match="invalid size"):
+        load_settings({}, environ={"WAVE_PROXY_BLOB_CACHE_SIZE": "lots"})
+
+
 def test_unknown_config_file_keys_are_refused(tmp_path):
     config = tmp_path / "proxy.toml"
     config.write_text('lissen = "x"\n')
