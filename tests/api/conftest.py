@@ -12,12 +12,18 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from tests.proxy.conftest import shapes, upstream
-from tests.support.images import tar_layer
+from tests.support.images import Shapes, tar_layer
 from tests.support.redis import Redis, redis_running
+from tests.support.registry import Registry
+from wave_proxy.config import Settings
+from wave_proxy.server.app import create_app
+from wave_proxy.upstream.client import RetryPolicy
 
 __all__ = ["shapes", "upstream"]
 
@@ -66,6 +72,28 @@ def fusion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         layer = tar_layer({"usr/bin/fusion": f'#!/bin/sh\n# fusion {arch}\nexec "$@"\n'.encode()})
         (directory / f"fusion-{FUSION_VERSION}-{arch}.tar.gz").write_bytes(layer.compressed)
     return directory
+
+
+@pytest.fixture
+def make_api(aiohttp_client, upstream: Registry, shapes: Shapes, fusion_dir: Path, tmp_path):
+    async def make(**overrides: Any) -> TestClient:
+        options = {"fusion_layers": fusion_dir, **overrides}
+        settings = Settings(
+            registries={"docker.io": upstream.url}, data_dir=tmp_path / "data", **options
+        )
+        return await aiohttp_client(create_app(settings, retry=RetryPolicy(attempts=1)))
+
+    return make
+
+
+@pytest.fixture
+async def api(make_api) -> TestClient:
+    return await make_api()
+
+
+async def submit(client: TestClient, body: dict, path: str = "/v1alpha2/container", **kw: Any):
+    response = await client.post(path, json=body, **kw)
+    return response.status, await response.json()
 
 
 def tar_names(gzip_bytes: bytes) -> list[str]:

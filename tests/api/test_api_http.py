@@ -9,48 +9,22 @@ import sqlite3
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.api.conftest import FUSION_VERSION, WaveLayer, tar_names, wave_layer
+from tests.api.conftest import FUSION_VERSION, WaveLayer, submit, tar_names, wave_layer
 from tests.api.nfwave import FUSION_ENV, nf_wave_request
 from tests.support.images import Shapes
-from tests.support.registry import Registry
 from wave_proxy.api.handlers import SERVICE
 from wave_proxy.api.layers import LayerLimits
 from wave_proxy.config import Settings
-from wave_proxy.server.app import create_app
-from wave_proxy.upstream.client import RetryPolicy
 
 DOCKER_ACCEPT = (
     "application/vnd.docker.distribution.manifest.v2+json,"
     "application/vnd.docker.distribution.manifest.list.v2+json,"
     "application/vnd.oci.image.manifest.v1+json,application/vnd.oci.image.index.v1+json"
 )
-
-
-@pytest.fixture
-def make_api(aiohttp_client, upstream: Registry, shapes: Shapes, fusion_dir: Path, tmp_path):
-    async def make(**overrides: Any) -> TestClient:
-        options = {"fusion_layers": fusion_dir, **overrides}
-        settings = Settings(
-            registries={"docker.io": upstream.url}, data_dir=tmp_path / "data", **options
-        )
-        return await aiohttp_client(create_app(settings, retry=RetryPolicy(attempts=1)))
-
-    return make
-
-
-@pytest.fixture
-async def api(make_api) -> TestClient:
-    return await make_api()
-
-
-async def submit(client: TestClient, body: dict, path: str = "/v1alpha2/container", **kw: Any):
-    response = await client.post(path, json=body, **kw)
-    return response.status, await response.json()
 
 
 async def pull_manifest(client: TestClient, target: str) -> tuple[dict, str]:
