@@ -2,9 +2,11 @@
 
 Thread-safe; one instance per mount is shared by every reader, uploader and directory lister.
 
-Retries: every operation (S3 operations are idempotent, and upload parts are re-sent from their
-source) is retried on 5xx, throttling codes, 429, RequestTimeout, connection errors and
-timeouts, up to RetryPolicy.max_attempts with exponential backoff and full jitter. A request that
+Retries: every operation is retried on 5xx, throttling codes, 429, RequestTimeout, connection
+errors and timeouts, up to RetryPolicy.max_attempts with exponential backoff and full jitter.
+Reads, PUTs, parts (re-sent from their source) and deletes are idempotent; a retried Complete
+that already succeeded is recognised by the object's multipart ETag; a retried Create may leave
+an orphan multipart upload behind, which a bucket lifecycle rule for incomplete uploads removes. A request that
 fails on a reused keep-alive connection before any response arrived is re-sent at once on a new
 connection without counting as an attempt (the peer closed an idle connection). When S3
 answers that a bucket lives in another region, the client remembers the bucket's region and
