@@ -208,23 +208,34 @@ async def _relay_upstream(request: web.Request, name: ImageName, digest: str) ->
         cache = request.app.get(BLOB_CACHE)
         if cache is not None and source.status == 200 and source.content_length is not None:
             writer = cache.writer(digest, source.content_length)
-        try:
-            async for chunk in source.content.iter_chunked(CHUNK):
-                if writer is not None:
-                    writer.write(chunk)
-                await response.write(chunk)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            # Headers are sent: all we can do is cut the connection, so the client sees a
-            # short body and resumes with Range.
-            log.warning("upstream blob %s broke off mid-stream: %s", digest, exc)
-            response.force_close()
-            return response
-        await response.write_eof()
-        if writer is not None:
-            await asyncio.to_thread(writer.commit)
-            writer = None
+        if await _stream(source, response, writer, digest):
+            await response.write_eof()
+            if writer is not None:
+                await asyncio.to_thread(writer.commit)
+                writer = None
         return response
     finally:
         if writer is not None:
             writer.abort()
         upstream.release()
+
+
+async def _stream(
+    source: aiohttp.ClientResponse,
+    response: web.StreamResponse,
+    writer: CacheWriter | None,
+    digest: str,
+) -> bool:
+    """Copy the upstream body to the client (and the cache); False if upstream broke off."""
+    try:
+        async for chunk in source.content.iter_chunked(CHUNK):
+            if writer is not None:
+                writer.write(chunk)
+            await response.write(chunk)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        # Headers are sent: all we can do is cut the connection, so the client sees a short
+        # body and resumes with Range.
+        log.warning("upstream blob %s broke off mid-stream: %s", digest, exc)
+        response.force_close()
+        return False
+    return True
