@@ -16,7 +16,7 @@ from wave_proxy.config import LayerSpec, Settings
 from wave_proxy.image import mediatypes as mt
 from wave_proxy.image.digest import sha256_digest
 from wave_proxy.server.app import create_app
-from wave_proxy.server.handlers import AUGMENTER
+from wave_proxy.server.handlers import AUGMENTER, BLOB_CACHE
 from wave_proxy.upstream.client import MAX_MANIFEST_BYTES
 
 ACCEPT = {"Accept": ", ".join(mt.DEFAULT_ACCEPT)}
@@ -184,6 +184,7 @@ async def test_cached_blob_is_served_while_upstream_is_down(fake):
     script, client = fake
     digest = sha256_digest(BLOB)
     assert await (await client.get(f"/v2/org/tool/blobs/{digest}")).read() == BLOB
+    await client.app[BLOB_CACHE].settled()
     script.down = True
     again = await client.get(f"/v2/org/tool/blobs/{digest}")
     assert again.status == 200 and await again.read() == BLOB
@@ -197,6 +198,7 @@ async def test_cached_blob_is_not_served_under_another_repository(fake):
     script, client = fake
     digest = sha256_digest(BLOB)
     await (await client.get(f"/v2/org/tool/blobs/{digest}")).read()
+    await client.app[BLOB_CACHE].settled()
     script.down = True
     other = await client.get(f"/v2/org/other/blobs/{digest}")
     assert other.status == 503, "only upstream may say whether org/other has this blob"

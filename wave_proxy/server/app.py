@@ -76,6 +76,8 @@ async def _lifecycle(
     try:
         yield
     finally:
+        if handlers.BLOB_CACHE in app:
+            await app[handlers.BLOB_CACHE].settled()
         await session.close()
         await store.close()
 

@@ -211,7 +211,7 @@ async def _relay_upstream(request: web.Request, name: ImageName, digest: str) ->
         if await _stream(source, response, writer, digest):
             await response.write_eof()
             if writer is not None:
-                await asyncio.to_thread(writer.commit)
+                request.app[BLOB_CACHE].commit_soon(writer)
                 writer = None
         return response
     finally:

@@ -9,6 +9,7 @@ and only the first of them writes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
@@ -29,6 +30,7 @@ class BlobCache:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._filling: set[str] = set()
+        self._commits: set[asyncio.Future[bool]] = set()
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         for stale in (root / "tmp").iterdir():  # left by a crash mid-write
             stale.unlink(missing_ok=True)
@@ -65,6 +67,17 @@ class BlobCache:
             self._done(digest)
             raise
         return CacheWriter(self, digest, size, fd, Path(name))
+
+    def commit_soon(self, writer: CacheWriter) -> None:
+        """Verify and publish in a worker thread, without holding up the client's connection."""
+        future = asyncio.get_running_loop().run_in_executor(None, writer.commit)
+        self._commits.add(future)
+        future.add_done_callback(self._commits.discard)
+
+    async def settled(self) -> None:
+        """Wait for pending commits (at shutdown, and in tests)."""
+        if self._commits:
+            await asyncio.gather(*self._commits, return_exceptions=True)
 
     def _done(self, digest: str) -> None:
         with self._lock:
