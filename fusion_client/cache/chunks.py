@@ -292,7 +292,10 @@ class ChunkCache:
 
     def _schedule_prefetch(self, obj: CachedObject, first: int, last: int) -> None:
         empty = [c for c in range(first, last) if obj.states[c] == EMPTY]
+        wide = last - first >= 2 * self._run_chunks
         for run_first, run_last in _runs(empty, self._run_chunks):
+            if wide and run_last - run_first < self._run_chunks and run_last < obj.nchunks:
+                return  # a sliding window frees a chunk per read: wait for a whole GET's worth
             chunks = list(range(run_first, run_last))
             if not self._reserve(sum(self._chunk_len(obj, c) for c in chunks)):
                 return

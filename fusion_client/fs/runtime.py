@@ -135,14 +135,14 @@ class MountedFileSystem:
                 log.warning("could not unmount %s: %s", self.settings.mount, again)
 
     def summary(self, lost: int) -> str:
-        cache, fs, uploads = self.cache.stats, self.fs.stats, self.uploader.stats
+        cache, fs, uploads, s3 = self.cache.stats, self.fs.stats, self.uploader.stats, self.s3.stats
         chunks = cache.chunk_hits + cache.chunk_misses
         hit_rate = f"{100 * cache.chunk_hits / chunks:.0f}%" if chunks else "n/a"
         return (
             f"summary: fetched {_size(cache.bytes_fetched)}, served {_size(fs.bytes_served)}, "
             f"cache hits {hit_rate} of {chunks} chunks; "
             f"uploads {uploads.objects} objects {_size(uploads.bytes_uploaded)}, "
-            f"{lost} failed"
+            f"{lost} failed; {s3.requests} S3 requests, {s3.retries} retried"
         )
 
 
