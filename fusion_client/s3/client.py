@@ -6,11 +6,12 @@ Retries: every operation is retried on 5xx, throttling codes, 429, RequestTimeou
 errors and timeouts, up to RetryPolicy.max_attempts with exponential backoff and full jitter.
 Reads, PUTs, parts (re-sent from their source) and deletes are idempotent; a retried Complete
 that already succeeded is recognised by the object's multipart ETag; a retried Create may leave
-an orphan multipart upload behind, which a bucket lifecycle rule for incomplete uploads removes. A request that
-fails on a reused keep-alive connection before any response arrived is re-sent at once on a new
-connection without counting as an attempt (the peer closed an idle connection). When S3
-answers that a bucket lives in another region, the client remembers the bucket's region and
-re-signs. Expired session tokens trigger one credentials reload.
+an orphan multipart upload behind, which a bucket lifecycle rule for incomplete uploads removes.
+A request that fails on a reused keep-alive connection before any response arrived is re-sent at
+once on a new connection without counting as an attempt (the peer closed an idle connection).
+When S3 names a bucket's real region, or its own time (RequestTimeTooSkewed: a container with
+a wrong clock), the client remembers it and re-signs. Expired session tokens trigger one
+credentials reload.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ RETRIABLE_CODES = frozenset(
     }
 )
 TOKEN_EXPIRED_CODES = frozenset({"ExpiredToken", "InvalidToken", "TokenRefreshRequired"})
+CLOCK_SKEW_CODES = frozenset({"RequestTimeTooSkewed", "RequestExpired"})
+MAX_UNNOTICED_SKEW = 300.0  # S3 accepts requests up to 15 minutes off its clock
 MAX_COPY_SIZE = 5 * 2**30
 COPY_PART_SIZE = 512 * 2**20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -130,8 +133,8 @@ class _StaleConnection(Exception):
     """A reused keep-alive connection failed before any response: resend at once."""
 
 
-class _RegionRedirect(Exception):
-    """S3 said the bucket lives in another region; the region map was updated."""
+class _Resign(Exception):
+    """Sign the request again: S3 named the bucket's real region or its own clock time."""
 
 
 class _ShortBody(Exception):
@@ -154,6 +157,7 @@ class S3Client:
             ca_bundle=config.ca_bundle,
         )
         self._bucket_regions: dict[str, str] = {}
+        self._clock_skew = 0.0  # S3's clock minus ours, learned from RequestTimeTooSkewed
         self.stats = S3Stats()
 
     @classmethod
@@ -409,7 +413,7 @@ class S3Client:
         policy = self.config.retry
         failures = 0
         fresh_resend = True
-        redirects = 0
+        resigns = 0
         reloaded_credentials = False
         while True:
             try:
@@ -421,12 +425,10 @@ class S3Client:
                 error: S3Error = S3ConnectionError(
                     f"{call.op}: connection closed by the server", resource=call.resource
                 )
-            except _RegionRedirect:
-                redirects += 1
-                if redirects > 2:
-                    raise S3Error(
-                        301, "PermanentRedirect", "region redirect loop", resource=call.resource
-                    ) from None
+            except _Resign as exc:
+                resigns += 1
+                if resigns > 2:
+                    raise S3Error(0, "ResignLoop", str(exc), resource=call.resource) from None
                 continue
             except ssl.SSLCertVerificationError as exc:
                 raise S3ConnectionError(f"{call.op}: {exc}", resource=call.resource) from exc
@@ -504,7 +506,7 @@ class S3Client:
         if call.payload_hash is None:
             signed = self.config.payload_signed(target.endpoint)
             call.payload_hash = _payload_hash(call.body, signed)
-        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() + self._clock_skew))
         headers["x-amz-date"] = amz_date
         headers["x-amz-content-sha256"] = call.payload_hash
         if creds.token:
@@ -530,8 +532,9 @@ class S3Client:
         if new_region and new_region != region and resp.status in (301, 307, 400):
             log.info("bucket %s is in region %s, re-signing for it", call.bucket, new_region)
             self._bucket_regions[call.bucket] = new_region
-            raise _RegionRedirect()
+            raise _Resign(f"bucket region {new_region}")
         code, message, request_id = responses.error_fields(body) if body else ("", "", None)
+        self._learn_clock_skew(resp, code)
         return error_for(
             resp.status,
             code,
@@ -540,6 +543,19 @@ class S3Client:
             resource=call.resource,
             missing=call.missing,
         )
+
+    def _learn_clock_skew(self, resp: http.client.HTTPResponse, code: str) -> None:
+        """Raise _Resign after adopting S3's clock when it refused our request time (HEAD
+        errors carry no code: a 403 with a Date far from ours means the same)."""
+        try:
+            skew = http_date_ns(resp.getheader("Date", "")) / 1e9 - time.time()
+        except (TypeError, ValueError):
+            return
+        far_off = resp.status == 403 and abs(skew - self._clock_skew) > MAX_UNNOTICED_SKEW
+        if code in CLOCK_SKEW_CODES or (not code and far_off):
+            log.warning("local clock is %.0fs off S3's; correcting", -skew)
+            self._clock_skew = skew
+            raise _Resign(f"clock skew {skew:.0f}s")
 
 
 def multipart_etag(part_etags: Sequence[str]) -> str | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
+from email.utils import formatdate
 
 import pytest
 
@@ -181,3 +183,13 @@ def test_resumed_read_never_mixes_versions(moto_s3: S3Server):
             client.get_range_into(bucket, "obj", 0, memoryview(bytearray(2**20)), if_match=None)
     finally:
         proxy.close()
+
+
+def test_clock_skew_reported_by_s3_is_corrected(s3rver, fault_proxy, bucket_with_object):
+    bucket, _ = bucket_with_object
+    client = through_proxy(s3rver, fault_proxy)
+    server_time = formatdate(time.time() + 120, usegmt=True)
+    fault_proxy.fail_next(1, status=403, code="RequestTimeTooSkewed", headers={"Date": server_time})
+    assert client.list_page(bucket, "").objects  # re-signed with S3's time and accepted
+    assert 115 < client._clock_skew < 125
+    assert client.stats.retries == 0
