@@ -211,3 +211,18 @@ def test_the_command_starts_with_default_signal_dispositions(env):
     ignored = int(done.stdout.split()[1], 16)
     assert not ignored & (1 << (signal.SIGPIPE - 1))
     assert not ignored & (1 << (signal.SIGXFSZ - 1))
+
+
+def test_as_pid_1_it_reaps_orphaned_processes(env):
+    unshare = need_binary("unshare")
+    script = '(sh -c "sleep 0.1" &); sleep 1; cat /proc/[0-9]*/stat'
+    done = subprocess.run(
+        [unshare, "--pid", "--fork", "--mount-proc", *FUSION, "sh", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    states = [line.rsplit(")", 1)[1].split()[0] for line in done.stdout.splitlines()]
+    assert "Z" not in states
