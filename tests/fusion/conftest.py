@@ -66,7 +66,7 @@ class FusionMount:
         return self.root / "s3" / bucket / key if key else self.root / "s3" / bucket
 
 
-def _mount(server: S3Server, base: Path, **env: str) -> Iterator[FusionMount]:
+def mount_fusion(server: S3Server, base: Path, **env: str) -> Iterator[FusionMount]:
     environ = {
         **server.env(**FAST_RETRIES),
         "FUSION_MOUNT": str(base / "mnt"),
@@ -85,9 +85,9 @@ def _mount(server: S3Server, base: Path, **env: str) -> Iterator[FusionMount]:
 
 @pytest.fixture(scope="session")
 def s3rver_mount(s3rver: S3Server, tmp_path_factory: pytest.TempPathFactory):
-    yield from _mount(s3rver, tmp_path_factory.mktemp("fusion-s3rver"))
+    yield from mount_fusion(s3rver, tmp_path_factory.mktemp("fusion-s3rver"))
 
 
 @pytest.fixture(scope="session")
 def moto_mount(moto_s3: S3Server, tmp_path_factory: pytest.TempPathFactory):
-    yield from _mount(moto_s3, tmp_path_factory.mktemp("fusion-moto"))
+    yield from mount_fusion(moto_s3, tmp_path_factory.mktemp("fusion-moto"))
