@@ -163,7 +163,9 @@ class S3Client:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> S3Client:
         config = S3Config.from_env(environ)
-        return cls(config, None if config.anonymous else CredentialChain.from_env(environ))
+        if config.anonymous:
+            return cls(config, None)
+        return cls(config, CredentialChain.from_env(environ, region=config.region))
 
     def close(self) -> None:
         self._pools.close()

@@ -1,17 +1,19 @@
-"""AWS credentials: environment, ECS container endpoint, EC2 instance metadata (IMDSv2).
+"""AWS credentials: environment, web identity (EKS IRSA), shared credentials file, container
+endpoint (ECS, EKS Pod Identity), EC2 instance metadata (IMDSv2).
 
 The chain picks the first source that has credentials (in that order, as the AWS SDKs do) and
 refreshes temporary credentials before they expire: from REFRESH_AHEAD seconds before expiry
 one caller refreshes while others keep using the still-valid ones; only once they are about to
 expire (MANDATORY_AHEAD) do callers wait. A failed refresh keeps valid credentials in use.
 
-Endpoints are injectable (the AWS_CONTAINER_CREDENTIALS_FULL_URI and
+Endpoints are injectable (the AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_ENDPOINT_URL_STS and
 AWS_EC2_METADATA_SERVICE_ENDPOINT variables, or constructor arguments), so tests point them
 at loopback servers.
 """
 
 from __future__ import annotations
 
+import configparser
 import http.client
 import json
 import logging
@@ -22,7 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
+from xml.etree import ElementTree
 
 from .errors import CredentialsError
 
@@ -65,6 +68,84 @@ class EnvironmentSource:
         if not key or not secret:
             return None
         return Credentials(key, secret, self._environ.get("AWS_SESSION_TOKEN") or None)
+
+
+class SharedFileSource:
+    """The [profile] of ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE), for
+    `fusion mount` on a workstation."""
+
+    name = "shared credentials file"
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        home = environ.get("HOME") or os.path.expanduser("~")
+        self.path = environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(
+            home, ".aws", "credentials"
+        )
+        self.profile = environ.get("AWS_PROFILE") or "default"
+
+    def load(self) -> Credentials | None:
+        parser = configparser.RawConfigParser()
+        try:
+            if not parser.read(self.path) or not parser.has_section(self.profile):
+                return None
+        except configparser.Error as exc:
+            raise CredentialsError(f"{self.path}: {exc}") from None
+        section = parser[self.profile]
+        key, secret = section.get("aws_access_key_id"), section.get("aws_secret_access_key")
+        if not key or not secret:
+            return None
+        return Credentials(key, secret, section.get("aws_session_token") or None)
+
+
+class WebIdentitySource:
+    """STS AssumeRoleWithWebIdentity with a projected token file (EKS IAM roles for service
+    accounts: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE)."""
+
+    name = "web identity"
+
+    def __init__(self, environ: Mapping[str, str], *, region: str, timeout: float = 5.0) -> None:
+        self.role_arn = environ.get("AWS_ROLE_ARN")
+        self.token_file = environ.get("AWS_WEB_IDENTITY_TOKEN_FILE")
+        self.session_name = environ.get("AWS_ROLE_SESSION_NAME") or f"fusion-{os.getpid()}"
+        self.endpoint = (
+            environ.get("AWS_ENDPOINT_URL_STS") or f"https://sts.{region}.amazonaws.com"
+        ).rstrip("/")
+        self._timeout = timeout
+
+    def load(self) -> Credentials | None:
+        if not self.role_arn or not self.token_file:
+            return None
+        with open(self.token_file) as f:
+            token = f.read().strip()
+        form = urlencode(
+            {
+                "Action": "AssumeRoleWithWebIdentity",
+                "Version": "2011-06-15",
+                "RoleArn": self.role_arn,
+                "RoleSessionName": self.session_name,
+                "WebIdentityToken": token,
+            }
+        )
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        status, body = _http("POST", self.endpoint + "/", headers, self._timeout, form.encode())
+        if status != 200:
+            raise CredentialsError(f"STS AssumeRoleWithWebIdentity: HTTP {status}: {body[:200]!r}")
+        try:
+            root = ElementTree.fromstring(body)
+            fields = {
+                elem.tag.rsplit("}", 1)[-1]: elem.text or ""
+                for elem in root.iter()
+                if isinstance(elem.tag, str)
+            }
+            expires = datetime.fromisoformat(fields["Expiration"].replace("Z", "+00:00"))
+            return Credentials(
+                fields["AccessKeyId"],
+                fields["SecretAccessKey"],
+                fields["SessionToken"],
+                expires.timestamp(),
+            )
+        except (ElementTree.ParseError, KeyError, ValueError) as exc:
+            raise CredentialsError(f"STS AssumeRoleWithWebIdentity: bad response ({exc})") from None
 
 
 class ContainerSource:
@@ -150,8 +231,16 @@ class CredentialChain:
         self._source: CredentialSource | None = None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> CredentialChain:
-        sources: list[CredentialSource] = [EnvironmentSource(environ), ContainerSource(environ)]
+    def from_env(
+        cls, environ: Mapping[str, str] = os.environ, *, region: str = "us-east-1"
+    ) -> CredentialChain:
+        """The standard chain; `region` picks the regional STS endpoint for web identity."""
+        sources: list[CredentialSource] = [
+            EnvironmentSource(environ),
+            WebIdentitySource(environ, region=region),
+            SharedFileSource(environ),
+            ContainerSource(environ),
+        ]
         if environ.get("AWS_EC2_METADATA_DISABLED", "").lower() != "true":
             sources.append(
                 InstanceMetadataSource(
@@ -232,7 +321,9 @@ def _parse_credentials_json(body: bytes, where: str) -> Credentials:
         raise CredentialsError(f"{where}: unexpected credentials document ({exc})") from None
 
 
-def _http(method: str, url: str, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
+def _http(
+    method: str, url: str, headers: dict[str, str], timeout: float, body: bytes | None = None
+) -> tuple[int, bytes]:
     """One plain request to a credentials endpoint (never through HTTP proxies)."""
     parts = urlsplit(url)
     conn_cls = (
@@ -243,7 +334,7 @@ def _http(method: str, url: str, headers: dict[str, str], timeout: float) -> tup
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        conn.request(method, path, headers=headers)
+        conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()
         return resp.status, resp.read(1 << 20)
     finally:

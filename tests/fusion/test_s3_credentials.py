@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -16,6 +17,8 @@ from fusion_client.s3.credentials import (
     ContainerSource,
     EnvironmentSource,
     InstanceMetadataSource,
+    SharedFileSource,
+    WebIdentitySource,
 )
 from tests.support.s3servers import S3Server
 
@@ -43,6 +46,25 @@ class MetadataServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                form = parse_qs(self.rfile.read(length).decode())
+                owner.requests.append(("POST", self.path, {k: v[0] for k, v in form.items()}))
+                if form.get("Action") != ["AssumeRoleWithWebIdentity"] or form.get(
+                    "WebIdentityToken"
+                ) != ["projected-jwt"]:
+                    return self._send(403, b"<ErrorResponse/>")
+                owner.issued += 1
+                expiry = datetime.fromtimestamp(NOW + owner.expires_in, UTC)
+                body = f"""<AssumeRoleWithWebIdentityResponse
+  xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleWithWebIdentityResult>
+  <Credentials><AccessKeyId>{owner.access_key}</AccessKeyId>
+  <SecretAccessKey>{owner.secret_key}</SecretAccessKey>
+  <SessionToken>irsa-{owner.issued}</SessionToken>
+  <Expiration>{expiry.strftime("%Y-%m-%dT%H:%M:%SZ")}</Expiration></Credentials>
+  </AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"""
+                self._send(200, body.encode())
 
             def do_PUT(self) -> None:
                 owner.requests.append(("PUT", self.path, dict(self.headers)))
@@ -207,10 +229,13 @@ def test_failed_refresh_keeps_valid_credentials_until_they_expire(metadata):
     assert chain.get().token == "session-2"
 
 
-def test_no_credentials_anywhere_names_every_source_tried():
-    chain = CredentialChain.from_env({"AWS_EC2_METADATA_DISABLED": "true"})
-    with pytest.raises(CredentialsError, match="environment, container endpoint"):
+def test_no_credentials_anywhere_names_every_source_tried(tmp_path):
+    chain = CredentialChain.from_env({"AWS_EC2_METADATA_DISABLED": "true", "HOME": str(tmp_path)})
+    with pytest.raises(CredentialsError) as exc:
         chain.get()
+    for source in ("environment", "web identity", "shared credentials file", "container"):
+        assert source in str(exc.value)
+    assert "AWS_ACCESS_KEY_ID" in str(exc.value)  # says how to fix it
 
 
 def test_invalidate_reloads_on_next_use(metadata):
@@ -234,3 +259,43 @@ def test_s3_requests_signed_with_container_credentials(metadata, s3rver: S3Serve
     client.put_object(bucket, "k", b"v")
     assert client.head_object(bucket, "k").size == 1
     assert metadata.issued == 1  # fetched once, then cached
+
+
+def test_web_identity_assumes_the_role_with_the_projected_token(metadata, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("projected-jwt\n")
+    env = {
+        "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/fusion",
+        "AWS_WEB_IDENTITY_TOKEN_FILE": str(token),
+        "AWS_ROLE_SESSION_NAME": "task-1",
+        "AWS_ENDPOINT_URL_STS": metadata.url,
+    }
+    creds = WebIdentitySource(env, region="eu-west-1").load()
+    assert creds is not None
+    assert (creds.token, creds.expires_at) == ("irsa-1", NOW + 3600)
+    ((_, _, form),) = metadata.requests
+    assert form["RoleArn"] == "arn:aws:iam::123456789012:role/fusion"
+    assert form["RoleSessionName"] == "task-1"
+
+
+def test_web_identity_defaults_to_the_regional_sts_endpoint():
+    env = {"AWS_ROLE_ARN": "arn", "AWS_WEB_IDENTITY_TOKEN_FILE": "/t"}
+    assert (
+        WebIdentitySource(env, region="eu-west-1").endpoint == "https://sts.eu-west-1.amazonaws.com"
+    )
+
+
+def test_shared_credentials_file_profile(tmp_path):
+    (tmp_path / ".aws").mkdir()
+    (tmp_path / ".aws" / "credentials").write_text(
+        "[default]\naws_access_key_id = DEF\naws_secret_access_key = DEFSECRET\n"
+        "[work]\naws_access_key_id = WORK\naws_secret_access_key = WORKSECRET\n"
+        "aws_session_token = WORKTOKEN\n"
+    )
+    assert SharedFileSource({"HOME": str(tmp_path)}).load().access_key == "DEF"
+    work = SharedFileSource({"HOME": str(tmp_path), "AWS_PROFILE": "work"}).load()
+    assert (work.access_key, work.token) == ("WORK", "WORKTOKEN")
+    assert SharedFileSource({"HOME": str(tmp_path), "AWS_PROFILE": "none"}).load() is None
+    other = tmp_path / "elsewhere"
+    other.write_text("[default]\naws_access_key_id = X\naws_secret_access_key = Y\n")
+    assert SharedFileSource({"AWS_SHARED_CREDENTIALS_FILE": str(other)}).load().access_key == "X"
