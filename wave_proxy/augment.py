@@ -275,6 +275,6 @@ def _link_key(name: ImageName, digest: str) -> str:
 def _media_type_of(fetched: FetchedManifest) -> str:
     """The manifest's own mediaType wins over a registry's generic Content-Type."""
     try:
-        return manifest_media_type(load_json(fetched.body, "manifest"), "") or fetched.media_type
+        return manifest_media_type(load_json(fetched.body, "manifest"), fetched.media_type)
     except ValueError:
         return fetched.media_type

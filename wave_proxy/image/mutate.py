@@ -111,14 +111,31 @@ def dump_json(value: Mapping[str, Any]) -> bytes:
 
 
 def manifest_media_type(manifest: Mapping[str, Any], content_type: str) -> str:
-    """The type a manifest declares, else the Content-Type it came with; they must agree."""
+    """The type a manifest declares, else the Content-Type it came with (they must agree), else
+    what its shape says: registries that answer `application/json` exist, and OCI makes the
+    mediaType field optional."""
     declared = manifest.get("mediaType")
     if declared is not None and not isinstance(declared, str):
         raise ManifestError("manifest mediaType is not a string")
     content_type = mt.strip_parameters(content_type) if content_type else ""
     if declared and content_type in mt.MANIFESTS and declared != content_type:
         raise ManifestError(f"manifest mediaType {declared} differs from Content-Type")
-    return declared or content_type
+    if declared:
+        return declared
+    if content_type in mt.MANIFESTS:
+        return content_type
+    return _sniff_media_type(manifest) or content_type
+
+
+def _sniff_media_type(manifest: Mapping[str, Any]) -> str:
+    if manifest.get("schemaVersion") == 1:
+        return mt.DOCKER_SCHEMA1_SIGNED if "signatures" in manifest else mt.DOCKER_SCHEMA1
+    if manifest.get("schemaVersion") == 2:
+        if isinstance(manifest.get("manifests"), list):
+            return mt.OCI_INDEX
+        if isinstance(manifest.get("config"), dict):
+            return mt.OCI_MANIFEST
+    return ""
 
 
 def config_descriptor(manifest: Mapping[str, Any]) -> tuple[str, str, int]:

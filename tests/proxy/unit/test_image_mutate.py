@@ -19,6 +19,7 @@ from wave_proxy.image.mutate import (
     augment_config,
     augment_image,
     index_children,
+    manifest_media_type,
     merge_env,
     rewrite_index,
 )
@@ -203,6 +204,19 @@ def test_artifact_manifests_are_not_augmented():
 def test_malformed_manifests_are_rejected(body):
     with pytest.raises(ManifestError):
         augment_image(body, mt.OCI_MANIFEST, config_bytes(), [LAYER], BASE)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"schemaVersion": 2, "config": {}, "layers": []}, mt.OCI_MANIFEST),
+        ({"schemaVersion": 2, "manifests": []}, mt.OCI_INDEX),
+        ({"schemaVersion": 1, "fsLayers": [], "signatures": []}, mt.DOCKER_SCHEMA1_SIGNED),
+        ({"schemaVersion": 3}, "application/json"),
+    ],
+)
+def test_generic_content_type_is_refined_from_the_manifest_shape(body, expected):
+    assert manifest_media_type(body, "application/json; charset=utf-8") == expected
 
 
 def test_media_type_field_must_agree_with_content_type():
