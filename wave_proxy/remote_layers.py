@@ -15,7 +15,7 @@ import ipaddress
 import os
 import socket
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -44,14 +44,15 @@ def refused_address(address: str) -> bool:
 class PublicOnlyResolver(AbstractResolver):
     """Resolves like aiohttp's default resolver, minus refused addresses."""
 
-    def __init__(self) -> None:
+    def __init__(self, refused: Callable[[str], bool] = refused_address) -> None:
         self._inner = DefaultResolver()
+        self._refused = refused
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        allowed = [r for r in results if not refused_address(r["host"])]
+        allowed = [r for r in results if not self._refused(r["host"])]
         if not allowed:
             addresses = ", ".join(sorted({r["host"] for r in results}))
             raise RemoteLayerError(
@@ -66,9 +67,16 @@ class PublicOnlyResolver(AbstractResolver):
 
 
 class RemoteLayerFetcher:
-    def __init__(self, allow_private: bool = False, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        allow_private: bool = False,
+        timeout: float = 60.0,
+        refused: Callable[[str], bool] = refused_address,
+    ) -> None:
+        """`refused` decides which addresses are off limits (tests narrow it)."""
         self.allow_private = allow_private
-        resolver = None if allow_private else PublicOnlyResolver()
+        self._refused = refused
+        resolver = None if allow_private else PublicOnlyResolver(refused)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(resolver=resolver, limit=32),
             timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout),
@@ -133,12 +141,15 @@ class RemoteLayerFetcher:
             raise RemoteLayerError("layer URLs must not carry credentials")
         if self.allow_private:
             return
-        with contextlib.suppress(ValueError):  # a host name: the resolver checks it
-            if refused_address(parts.hostname):
-                raise RemoteLayerError(
-                    f"layer address {parts.hostname} is loopback, link-local or private: refused "
-                    "(an operator may allow it with --allow-private-layer-hosts)"
-                )
+        try:
+            ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            return  # a host name: the resolver checks every address it resolves to
+        if self._refused(parts.hostname):
+            raise RemoteLayerError(
+                f"layer address {parts.hostname} is loopback, link-local or private: refused "
+                "(an operator may allow it with --allow-private-layer-hosts)"
+            )
 
 
 def _describe(exc: Any) -> str:
