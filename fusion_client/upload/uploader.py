@@ -412,10 +412,16 @@ class _MultipartSession:
         if self._cancelled:
             raise _Cancelled()
         up = self._upload
-        upload_id = self._ensure_upload_id()
-        etag = self._s3.upload_part(
-            up.bucket, up.key, upload_id, number, FileRange(up._fd, offset, size)
-        )
+        try:
+            upload_id = self._ensure_upload_id()
+            etag = self._s3.upload_part(
+                up.bucket, up.key, upload_id, number, FileRange(up._fd, offset, size)
+            )
+        except Exception:
+            # The session is lost: the parts queued behind this one would only burn their own
+            # retries (S3 down) before finish() starts over anyway.
+            self._cancelled = True
+            raise
         up._up.stats.add(parts=1, bytes_uploaded=size)
         return etag
 

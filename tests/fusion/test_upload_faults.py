@@ -105,3 +105,19 @@ def test_error_inside_a_200_complete_response_is_retried(s3rver, fault_proxy, up
     assert_stored(s3rver, bucket, "complete.bin", data)
     assert fault_proxy.pending_faults() == 0
     assert uploader.s3.stats.retries_by_op == {"CompleteMultipartUpload": 1}
+
+
+def test_a_failed_part_stops_the_parts_queued_behind_it(s3rver, fault_proxy, tmp_path):
+    client = through_proxy(s3rver, fault_proxy, FUSION_S3_MAX_ATTEMPTS="2")
+    uploader = Uploader(client, part_size=PART, workers=1)
+    bucket = s3rver.new_bucket("ufault")
+    fault_proxy.down = True
+    try:
+        write_file(tmp_path, uploader, bucket, "many-parts.bin", os.urandom(4 * PART))
+        failures = uploader.wait_all(timeout=60, open_grace=0.5)
+    finally:
+        uploader.shutdown()
+    assert len(failures) == 1
+    # In the eager session and again in the restart at exit, the first part exhausted its
+    # attempts (creating the upload) and the three parts queued behind it were never tried.
+    assert client.stats.retries_by_op == {"CreateMultipartUpload": 2}
