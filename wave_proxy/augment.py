@@ -106,7 +106,7 @@ class Augmenter:
     ) -> ServedManifest:
         client = self.registries.get(name.registry)
         accept = upstream_accept(accepted)
-        if is_digest(reference) or ":" in reference:
+        if ":" in reference:  # tags cannot contain ':', digests must
             parse_digest(reference)
             served = await self._by_digest(client, name, reference, accept)
         else:
