@@ -17,6 +17,7 @@ from tests.support.images import OCI_INDEX, UNKNOWN_CONFIG_FIELD, Layer, Pusher,
 from tests.support.registry import Registry
 from wave_proxy.config import LayerSpec, Settings
 from wave_proxy.image import mediatypes as mt
+from wave_proxy.image.layer import Platform
 from wave_proxy.image.mutate import BASE_DIGEST, BASE_NAME
 from wave_proxy.server.app import create_app
 from wave_proxy.upstream.auth import Credentials
@@ -32,10 +33,13 @@ def sha256(data: bytes) -> str:
 
 @pytest.fixture
 def make_proxy(aiohttp_client, upstream: Registry, marker_layer: tuple[Path, Layer], tmp_path):
-    async def make(data_dir: Path | None = None, layers: bool = True) -> TestClient:
+    async def make(
+        data_dir: Path | None = None, layers: bool = True, platform: str = ""
+    ) -> TestClient:
+        spec = LayerSpec(marker_layer[0], Platform.parse(platform) if platform else None)
         settings = Settings(
             registries={"docker.io": upstream.url, "mirror.test": upstream.url},
-            layers=(LayerSpec(marker_layer[0]),) if layers else (),
+            layers=(spec,) if layers else (),
             data_dir=data_dir or tmp_path / "data",
         )
         app = create_app(settings, retry=RetryPolicy(attempts=2, first_delay=0.01))
@@ -118,6 +122,23 @@ async def test_index_entries_point_at_augmented_children_and_attestations_are_dr
         assert child.status == 200 and sha256(child_body) == entry["digest"]
         assert len(child_body) == entry["size"]
         assert json.loads(child_body)["layers"][-1]["digest"] == marker_layer[1].digest
+
+
+@pytest.mark.parametrize("shape", ["oci_index", "manifest_list"])
+async def test_a_platform_layer_is_appended_to_that_platform_only(
+    make_proxy, shapes: Shapes, marker_layer, shape
+):
+    client = await make_proxy(platform="linux/arm64")
+    image = shapes.named(shape)
+    _, body = await get_manifest(client, f"{image.repository}/manifests/1")
+    served = {e["platform"]["architecture"]: e["digest"] for e in json.loads(body)["manifests"]}
+    original = {
+        e["platform"]["architecture"]: e["digest"] for e in image.manifest_json()["manifests"]
+    }
+    assert served["amd64"] == original["amd64"]
+    assert served["arm64"] != original["arm64"]
+    _, arm = await get_manifest(client, f"{image.repository}/manifests/{served['arm64']}")
+    assert json.loads(arm)["layers"][-1]["digest"] == marker_layer[1].digest
 
 
 async def test_augmented_digest_is_still_served_after_a_restart(make_proxy, shapes, tmp_path):
