@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -37,22 +38,32 @@ class MountedFileSystem:
     uploader: Uploader
     fs: S3FileSystem
     session: FuseSession
+    log_target: str | None = None  # a log file inside the mount, written there at exit
 
     @classmethod
     def start(
         cls, settings: Settings, environ: Mapping[str, str] = os.environ
     ) -> MountedFileSystem:
-        setup_logging(settings.log_level, settings.log_output)
         try:
             os.makedirs(settings.cache_location, exist_ok=True)
             workdir = tempfile.mkdtemp(prefix="fusion-", dir=settings.cache_location)
         except OSError as exc:
+            setup_logging(settings.log_level, "stderr")
             raise MountUnavailable(f"cache location {settings.cache_location}: {exc}") from None
+        # A log file on the mount itself (e.g. in a task's work directory) is kept locally and
+        # copied there at exit: logging through our own FUSE threads could deadlock them.
+        log_target = None
+        log_output = settings.log_output
+        if os.path.abspath(log_output).startswith(settings.mount.rstrip("/") + "/"):
+            log_target, log_output = log_output, os.path.join(workdir, "fusion.log")
+        setup_logging(settings.log_level, log_output)
         try:
-            return cls._assemble(settings, workdir, environ)
+            mounted = cls._assemble(settings, workdir, environ)
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
+        mounted.log_target = log_target
+        return mounted
 
     @classmethod
     def _assemble(
@@ -115,14 +126,25 @@ class MountedFileSystem:
             if final.get((failure.bucket, failure.key), failure.cause) is not None
         }
         lost.update(self.fs.lost_files())
+        log.info("%s", self.summary(len(lost)))
+        self._publish_log()
         self._unmount()
         self.fs.destroy()
         self.uploader.shutdown()
         self.cache.shutdown()
         self.s3.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
-        log.info("%s", self.summary(len(lost)))
         return [f"s3://{bucket}/{key}: {cause}" for (bucket, key), cause in sorted(lost.items())]
+
+    def _publish_log(self) -> None:
+        if self.log_target is None:
+            return
+        for handler in log.handlers:
+            handler.flush()
+        try:
+            shutil.copyfile(os.path.join(self.workdir, "fusion.log"), self.log_target)
+        except OSError as exc:
+            print(f"[fusion] cannot write the log to {self.log_target}: {exc}", file=sys.stderr)
 
     def _unmount(self) -> None:
         try:

@@ -226,3 +226,13 @@ def test_as_pid_1_it_reaps_orphaned_processes(env):
     assert done.returncode == 0, done.stderr
     states = [line.rsplit(")", 1)[1].split()[0] for line in done.stdout.splitlines()]
     assert "Z" not in states
+
+
+def test_a_log_file_inside_the_mount_is_saved_there_at_exit(s3rver, env):
+    bucket = s3rver.new_bucket("log")
+    s3rver.boto3_client().put_object(Bucket=bucket, Key="work/", Body=b"")
+    log = f"{env['FUSION_MOUNT']}/s3/{bucket}/work/.fusion.log"
+    done = fusion("true", env={**env, "FUSION_LOG_OUTPUT": log})
+    assert done.returncode == 0, done.stderr
+    saved = s3rver.boto3_client().get_object(Bucket=bucket, Key="work/.fusion.log")
+    assert b"summary: fetched" in saved["Body"].read()
