@@ -25,7 +25,8 @@ AWKWARD_KEYS = [
     "percent%20literal",
 ]
 # s3rver (like boto3 against it) cannot store these: it 404s `//` and normalises dot segments.
-MOTO_ONLY_KEYS = ["double//slash/x", "dots/./and/../x"]
+# (Neither server can route a key containing a newline, so that one is only signature-tested.)
+MOTO_ONLY_KEYS = ["double//slash/x", "dots/./and/../x", "tab\tkey"]
 
 
 def test_put_then_head_and_get_agree_with_boto3(moto_s3: S3Server, moto_client: S3Client):
