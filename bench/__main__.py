@@ -16,6 +16,7 @@ from bench.report import Comparison, table
 
 SUITES = {
     "proxy": "bench.proxy",
+    "fusion": "bench.fusion",
 }
 
 
@@ -30,6 +31,7 @@ def main() -> int:
         "suites", nargs="*", metavar="SUITE", help=f"default: all of {', '.join(SUITES)}"
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--size-mib", type=int, default=1024, help="fusion: large-file size")
     args = parser.parse_args()
     unknown = set(args.suites) - set(SUITES)
     if unknown:
@@ -37,7 +39,8 @@ def main() -> int:
     comparisons: list[Comparison] = []
     for name in args.suites or SUITES:
         print(f"bench: running {name} (repeat={args.repeat}) ...", flush=True)
-        comparisons += importlib.import_module(SUITES[name]).run(args.repeat)
+        options = {"size_mib": args.size_mib} if name == "fusion" else {}
+        comparisons += importlib.import_module(SUITES[name]).run(args.repeat, **options)
     print(f"\n{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {machine()}\n")
     print(table(comparisons))
     missed = [c.name for c in comparisons if not c.meets_target]

@@ -1,0 +1,574 @@
+"""The Fusion client against the stage-in/stage-out a pipeline does today and two FUSE peers.
+
+One s3rver, one run, four clients side by side:
+- boto3's TransferManager (download_file / upload_file): staging whole files;
+- `s3fs` (Debian s3fs-fuse) and `rclone mount --vfs-cache-mode full` (Debian rclone);
+- our `fusion mount DIR`, run as its own process like the peers.
+
+Measured (median of `repeat` runs): sequential read of SIZE; random 1 MiB reads over 5% of a
+2*SIZE object (staging for boto3: download it, then read); writing SIZE until durable (close
+returned and the complete object is visible in S3); `ls -l` of 10,000 objects (boto3: a bare
+ListObjectsV2 walk); every client's peak anonymous memory (RssAnon, sampled while it works).
+Each run gets a fresh mount and cache directory, after the page cache is dropped, so nothing is
+served warm. Every client is a separate process, so none of them shares our GIL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.report import Comparison
+from tests.support import REPO, need_binary, wait_until
+from tests.support.s3servers import S3Server, start_s3rver
+
+MiB = 2**20
+BUCKET = "bench"
+LIST_OBJECTS = 10_000
+RANDOM_SHARE = 0.05
+MEMORY_TARGET_MIB = 64
+LS_TARGET_SECONDS = 2.0
+PEERS = ("s3fs", "rclone")
+
+# boto3 runs in its own process too, timing only the transfer (not its imports), so its memory
+# can be sampled like the mounts' and the bench process's GIL stays out of the numbers.
+_BOTO3 = """
+import json, os, sys, time
+import boto3
+from botocore.config import Config
+job = json.loads(sys.argv[1])
+s3 = boto3.client("s3", endpoint_url=job["endpoint"], aws_access_key_id=job["key"],
+                  aws_secret_access_key=job["secret"], region_name="us-east-1",
+                  config=Config(s3={"addressing_style": "path"}))
+start = time.perf_counter()
+if job["op"] == "download":
+    s3.download_file(job["bucket"], job["object"], job["path"])
+    fd = os.open(job["path"], os.O_RDONLY)
+    for offset in job.get("reads", []):
+        assert len(os.pread(fd, 1 << 20, offset)) == 1 << 20
+    os.close(fd)
+elif job["op"] == "upload":
+    s3.upload_file(job["path"], job["bucket"], job["object"])
+else:
+    for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=job["bucket"], Prefix=job["prefix"]):
+        pass
+print(time.perf_counter() - start)
+"""
+
+
+# -- memory sampling ---------------------------------------------------------------------------
+
+
+def rss_anon_kib(pid: int) -> int:
+    """RssAnon of a process, all its threads included (0 once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    return 0
+
+
+class PeakMemory:
+    """Samples RssAnon of watched processes every 20 ms and keeps each client's peak."""
+
+    def __init__(self) -> None:
+        self.peak_kib: dict[str, int] = {}
+        self._watched: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def watching(self, client: str, pid: int) -> Iterator[None]:
+        with self._lock:
+            self._watched[pid] = client
+        try:
+            yield
+        finally:
+            self._record(pid, client)
+            with self._lock:
+                del self._watched[pid]
+
+    def peak_mib(self, client: str) -> float:
+        return self.peak_kib.get(client, 0) / 1024
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            with self._lock:
+                watched = list(self._watched.items())
+            for pid, client in watched:
+                self._record(pid, client)
+
+    def _record(self, pid: int, client: str) -> None:
+        kib = rss_anon_kib(pid)
+        if kib > self.peak_kib.get(client, 0):
+            self.peak_kib[client] = kib
+
+
+# -- the clients -------------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    server: S3Server
+    workdir: Path
+    size: int  # bytes of the sequential file and of each write; the random-read object is 2x
+    memory: PeakMemory = field(default_factory=PeakMemory)
+    _runs: int = 0
+
+    @property
+    def upload_source(self) -> Path:
+        """The local file boto3 stages out (a task's output, still in the page cache)."""
+        return self.workdir / "upload.bin"
+
+    def fresh_dir(self, name: str) -> Path:
+        self._runs += 1
+        path = self.workdir / f"{name}-{self._runs}"
+        path.mkdir()
+        return path
+
+    def cold_start(self, warm: tuple[str, ...]) -> None:
+        """Drop the page cache, so no client starts warm, then read back the server's files for
+        the objects of the next measurement (and the local `warm` ones): S3 does not slow down
+        when our page cache is empty, and a cold disk under s3rver would measure the disk."""
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        data = self.workdir / "s3rver" / BUCKET
+        for name in warm:
+            paths = (data / name).rglob("*") if (data / name).is_dir() else data.glob(f"{name}.*")
+            for path in [*paths, *self.workdir.glob(name)]:
+                if path.is_file():
+                    with path.open("rb") as file:
+                        while file.read(8 * MiB):
+                            pass
+
+    def boto3(self, warm: tuple[str, ...] = (), **job: object) -> float:
+        """Run one boto3 job in its own process; the seconds its transfer took."""
+        job |= {
+            "endpoint": self.server.endpoint,
+            "key": self.server.access_key,
+            "secret": self.server.secret_key,
+            "bucket": BUCKET,
+        }
+        self.cold_start(warm)
+        process = subprocess.Popen(
+            [sys.executable, "-c", _BOTO3, json.dumps(job)], stdout=subprocess.PIPE, text=True
+        )
+        with self.memory.watching("boto3", process.pid):
+            output, _ = process.communicate()
+        if process.returncode:
+            raise RuntimeError(f"boto3 {job['op']} failed with status {process.returncode}")
+        return float(output)
+
+
+class MountedClient:
+    """A FUSE client process serving BUCKET at `root` until stopped."""
+
+    name: str
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.mountpoint = bench.fresh_dir(f"{self.name}-mnt")
+        self.cache = bench.fresh_dir(f"{self.name}-cache")
+        self.log = (bench.workdir / f"{self.name}.log").open("ab")
+        self.process = subprocess.Popen(
+            self.argv(),
+            env=self.environment(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def mounted() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early; see {self.log.name}")
+            return os.path.ismount(self.mountpoint)
+
+        wait_until(mounted, 30, f"{self.name} to mount")
+
+    @property
+    def root(self) -> Path:
+        return self.mountpoint
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        if os.path.ismount(self.mountpoint):
+            subprocess.run(["umount", "-l", str(self.mountpoint)], check=False)
+        self.log.close()
+        shutil.rmtree(self.cache, ignore_errors=True)
+
+
+class Fusion(MountedClient):
+    name = "fusion"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "fusion_client", "mount", str(self.mountpoint)]
+
+    def environment(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            **self.bench.server.env(),
+            "FUSION_CACHE_LOCATION": str(self.cache),
+            "FUSION_LOG_LEVEL": "warning",
+            "PYTHONPATH": str(REPO),
+        }
+
+    @property
+    def root(self) -> Path:
+        return self.mountpoint / "s3" / BUCKET
+
+
+class S3fs(MountedClient):
+    name = "s3fs"
+
+    def argv(self) -> list[str]:
+        server = self.bench.server
+        passwd = self.cache / "passwd"
+        passwd.write_text(f"{server.access_key}:{server.secret_key}\n")
+        passwd.chmod(0o600)
+        return [
+            need_binary("s3fs"),
+            BUCKET,
+            str(self.mountpoint),
+            "-f",
+            "-o",
+            f"url={server.endpoint}",
+            "-o",
+            "use_path_request_style",
+            "-o",
+            f"passwd_file={passwd}",
+            "-o",
+            f"tmpdir={self.cache}",
+        ]
+
+
+class Rclone(MountedClient):
+    name = "rclone"
+
+    def argv(self) -> list[str]:
+        return [
+            need_binary("rclone"),
+            "mount",
+            f"bench:{BUCKET}",
+            str(self.mountpoint),
+            "--vfs-cache-mode",
+            "full",
+            "--cache-dir",
+            str(self.cache),
+            "--vfs-write-back",
+            "0s",  # upload as soon as a file is closed (default: 5 s later)
+        ]
+
+    def environment(self) -> dict[str, str]:
+        server = self.bench.server
+        env = {name: value for name, value in os.environ.items() if name != "AWS_CA_BUNDLE"}
+        return env | {
+            "RCLONE_CONFIG_BENCH_TYPE": "s3",
+            "RCLONE_CONFIG_BENCH_PROVIDER": "Other",
+            "RCLONE_CONFIG_BENCH_ENDPOINT": server.endpoint,
+            "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": server.access_key,
+            "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": server.secret_key,
+            "RCLONE_CONFIG_BENCH_REGION": server.region,
+            "RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE": "true",
+        }
+
+
+MOUNTS: tuple[type[MountedClient], ...] = (Fusion, S3fs, Rclone)
+
+
+def timed_on_fresh_mount(
+    bench: Bench, kind: type[MountedClient], warm: tuple[str, ...], action: Callable[[Path], None]
+) -> float:
+    """Seconds `action(bucket_root)` takes on a fresh mount with an empty cache."""
+    client = kind(bench)
+    try:
+        bench.cold_start(warm)
+        with bench.memory.watching(client.name, client.process.pid):
+            start = time.perf_counter()
+            action(client.root)
+            return time.perf_counter() - start
+    finally:
+        client.stop()
+
+
+# -- the workloads -----------------------------------------------------------------------------
+
+
+def read_sequentially(path: Path) -> None:
+    buffer = bytearray(MiB)
+    with path.open("rb", buffering=0) as file:
+        while file.readinto(buffer):
+            pass
+
+
+def read_at(path: Path, offsets: list[int]) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for offset in offsets:
+            if len(os.pread(fd, MiB, offset)) != MiB:
+                raise RuntimeError(f"short read at {offset} of {path}")
+    finally:
+        os.close(fd)
+
+
+def write_until_durable(bench: Bench, key: str, write: Callable[[], None]) -> None:
+    """Run `write`, then wait until S3 holds the complete object (rclone uploads after close)."""
+    s3 = bench.server.boto3_client()
+    write()
+
+    def complete() -> bool:
+        return s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"] == bench.size
+
+    wait_until(complete, 600, f"{key} to reach S3")
+
+
+def write_file(path: Path, size: int, block: bytes) -> None:
+    with path.open("wb", buffering=0) as file:
+        for _ in range(size // MiB):
+            file.write(block)
+
+
+def list_long(directory: Path) -> None:
+    done = subprocess.run(["ls", "-l", str(directory)], capture_output=True, text=True)
+    if done.returncode or done.stdout.count("\n") < LIST_OBJECTS:
+        raise RuntimeError(f"ls -l {directory} failed: {done.stderr[-500:]}")
+
+
+# -- the suite ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    metric: str
+    unit: str
+    better: str  # "lower" or "higher"
+    values: dict[str, float]
+    target: str  # in words, for the side-by-side table
+    met: bool
+    boto3_target: float | None = None  # the ratio fusion/boto3 we aim for, if boto3 is a peer
+
+
+def run(repeat: int, size_mib: int = 1024) -> list[Comparison]:
+    if os.geteuid() != 0:
+        raise SystemExit("bench fusion: needs root (mounts, drop_caches)")
+    with tempfile.TemporaryDirectory(prefix="bench-fusion-", dir="/var/tmp") as tmp:
+        workdir = Path(tmp)
+        (workdir / "s3rver").mkdir()
+        server = start_s3rver(workdir, workdir / "s3rver")
+        bench = Bench(server, workdir, size_mib * MiB)
+        try:
+            seed(bench)
+            rows = measure(bench, repeat)
+        finally:
+            bench.memory.close()
+            assert server.service is not None
+            server.service.stop()
+    print(side_by_side(rows, size_mib, repeat), flush=True)
+    return comparisons(rows)
+
+
+def seed(bench: Bench) -> None:
+    s3 = bench.server.boto3_client(max_pool_connections=32)
+    s3.create_bucket(Bucket=BUCKET)
+    block = os.urandom(MiB)
+    print(
+        f"bench.fusion: seeding {bench.size * 3 >> 20} MiB and {LIST_OBJECTS} objects", flush=True
+    )
+    for key, size in (("seq.bin", bench.size), ("random.bin", 2 * bench.size)):
+        s3.upload_fileobj(io.BytesIO(block * (size // MiB)), BUCKET, key)
+    with ThreadPoolExecutor(32) as pool:
+        list(
+            pool.map(
+                lambda n: s3.put_object(Bucket=BUCKET, Key=f"many/{n:05d}.txt", Body=b"x" * 100),
+                range(LIST_OBJECTS),
+            )
+        )
+    bench.upload_source.write_bytes(block * (bench.size // MiB))
+
+
+def measure(bench: Bench, repeat: int) -> list[Row]:
+    size = bench.size
+    clients = ["boto3", *(kind.name for kind in MOUNTS)]
+    samples: dict[str, dict[str, list[float]]] = {
+        metric: {client: [] for client in clients} for metric in ("seq", "random", "write", "ls")
+    }
+    chunks = 2 * size // MiB
+    offsets = [n * MiB for n in random.Random(5).sample(range(chunks), round(chunks * 0.05))]
+    block = os.urandom(MiB)
+    s3 = bench.server.boto3_client()
+    staged = bench.workdir / "staged.bin"
+    for run_number in range(repeat):
+        print(f"bench.fusion: run {run_number + 1} of {repeat}", flush=True)
+        by_boto3 = {metric: samples[metric]["boto3"] for metric in samples}
+        by_boto3["seq"].append(
+            bench.boto3(("seq.bin",), op="download", object="seq.bin", path=str(staged))
+        )
+        staged.unlink()
+        by_boto3["random"].append(
+            bench.boto3(
+                ("random.bin",), op="download", object="random.bin", path=str(staged), reads=offsets
+            )
+        )
+        staged.unlink()
+        key = f"written/boto3-{run_number}.bin"
+        by_boto3["write"].append(
+            bench.boto3(("upload.bin",), op="upload", object=key, path=str(bench.upload_source))
+        )
+        s3.delete_object(Bucket=BUCKET, Key=key)
+        by_boto3["ls"].append(bench.boto3(("many",), op="list", prefix="many/"))
+        for kind in MOUNTS:
+            by_client = {metric: samples[metric][kind.name] for metric in samples}
+            by_client["seq"].append(
+                timed_on_fresh_mount(
+                    bench, kind, ("seq.bin",), lambda root: read_sequentially(root / "seq.bin")
+                )
+            )
+            by_client["random"].append(
+                timed_on_fresh_mount(
+                    bench, kind, ("random.bin",), lambda root: read_at(root / "random.bin", offsets)
+                )
+            )
+            key = f"written/{kind.name}-{run_number}.bin"
+
+            def write(root: Path, key: str = key) -> None:
+                (root / "written").mkdir(exist_ok=True)
+                write_until_durable(bench, key, lambda: write_file(root / key, size, block))
+
+            by_client["write"].append(timed_on_fresh_mount(bench, kind, (), write))
+            s3.delete_object(Bucket=BUCKET, Key=key)
+            by_client["ls"].append(
+                timed_on_fresh_mount(bench, kind, ("many",), lambda root: list_long(root / "many"))
+            )
+    medians = {
+        metric: {client: statistics.median(values) for client, values in by.items()}
+        for metric, by in samples.items()
+    }
+    return rows_from(medians, bench)
+
+
+def rows_from(medians: dict[str, dict[str, float]], bench: Bench) -> list[Row]:
+    mib = bench.size / MiB
+    seq = {client: mib / seconds for client, seconds in medians["seq"].items()}
+    random_reads, write, ls = medians["random"], medians["write"], medians["ls"]
+    memory = {client: bench.memory.peak_mib(client) for client in ("boto3", *PEERS, "fusion")}
+
+    def ahead(values: dict[str, float], better: str) -> bool:
+        ours = values["fusion"]
+        peers = [values[peer] for peer in PEERS]
+        return ours >= max(peers) if better == "higher" else ours <= min(peers)
+
+    return [
+        Row(
+            f"sequential read {mib:.0f} MiB",
+            "MB/s",
+            "higher",
+            {client: rate * MiB / 1e6 for client, rate in seq.items()},
+            ">= 1.0x boto3, ahead of peers",
+            seq["fusion"] >= seq["boto3"] and ahead(seq, "higher"),
+            boto3_target=1.0,
+        ),
+        Row(
+            f"random 1 MiB reads, 5% of {2 * mib:.0f} MiB",
+            "s",
+            "lower",
+            random_reads,
+            "<= 0.1x boto3 staging, ahead of peers",
+            random_reads["fusion"] <= 0.1 * random_reads["boto3"] and ahead(random_reads, "lower"),
+            boto3_target=0.1,
+        ),
+        Row(
+            f"write {mib:.0f} MiB until durable",
+            "s",
+            "lower",
+            write,
+            "<= 1.1x boto3, ahead of peers",
+            write["fusion"] <= 1.1 * write["boto3"] and ahead(write, "lower"),
+            boto3_target=1.1,
+        ),
+        Row(
+            f"ls -l of {LIST_OBJECTS} objects (boto3: bare ListObjectsV2)",
+            "s",
+            "lower",
+            ls,
+            f"<= {LS_TARGET_SECONDS:.0f} s, ahead of peers",
+            ls["fusion"] <= LS_TARGET_SECONDS and ahead(ls, "lower"),
+        ),
+        Row(
+            "peak RssAnon",
+            "MiB",
+            "lower",
+            memory,
+            f"<= {MEMORY_TARGET_MIB} MiB, ahead of peers",
+            memory["fusion"] <= MEMORY_TARGET_MIB and ahead(memory, "lower"),
+        ),
+    ]
+
+
+def side_by_side(rows: list[Row], size_mib: int, repeat: int) -> str:
+    clients = ("fusion", "boto3", *PEERS)
+    lines = [
+        f"\nFusion client, size {size_mib} MiB, medians of {repeat} run(s):\n",
+        f"| metric | {' | '.join(clients)} | target | met |",
+        f"| --- | {' | '.join('---:' for _ in clients)} | --- | :---: |",
+    ]
+    for row in rows:
+        cells = " | ".join(f"{row.values[client]:.2f} {row.unit}" for client in clients)
+        lines.append(f"| {row.metric} | {cells} | {row.target} | {'yes' if row.met else 'NO'} |")
+    return "\n".join(lines)
+
+
+def comparisons(rows: list[Row]) -> list[Comparison]:
+    """Fusion against each peer, as ratios for the runner's table."""
+    result = []
+    for row in rows:
+        targets = {peer: 1.0 for peer in PEERS}
+        if row.boto3_target is not None:
+            targets = {"boto3": row.boto3_target} | targets
+        for peer, target in targets.items():
+            result.append(
+                Comparison(
+                    f"fusion: {row.metric}",
+                    row.unit,
+                    row.values["fusion"],
+                    row.values[peer],
+                    peer,
+                    row.better,
+                    target,
+                )
+            )
+    return result
