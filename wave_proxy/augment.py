@@ -17,7 +17,6 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from wave_proxy.image import mediatypes as mt
 from wave_proxy.image.digest import is_digest, parse_digest
@@ -45,7 +44,6 @@ UPSTREAM_BLOB = "upstream-blob"  # link value of blobs the upstream served under
 INDEX_CONCURRENCY = 4
 FORMAT_VERSION = 1
 IMMUTABLE_KEYS = ("link/", "aug/")
-T = TypeVar("T")
 
 
 class NotAcceptable(Exception):
