@@ -88,7 +88,7 @@ class Node:
             mtime_ns=mtime,
             ctime_ns=mtime if self.ctime_ns is None else self.ctime_ns,
             mode=self.kind | permissions,
-            nlink=2 if self.kind == DIR else 1,
+            nlink=1,  # directories too: "unknown", so find(1) never skips subdirectories
             uid=self.uid,
             gid=self.gid,
         )
