@@ -14,6 +14,7 @@ from wave_proxy.cli import CliError
 from wave_proxy.config import ConfigError, Settings, env_name, load_settings
 from wave_proxy.server.app import create_app
 from wave_proxy.store.layers import LayerFileError
+from wave_proxy.store.metadata import MetadataStoreError
 from wave_proxy.store.redis import StoreUnavailable
 from wave_proxy.upstream.auth import DockerConfigError
 
@@ -92,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
             config_file=Path(args.config) if args.config else None,
         )
         asyncio.run(serve(settings))
-    except (ConfigError, LayerFileError, DockerConfigError, StoreUnavailable) as exc:
+    except (
+        ConfigError,
+        LayerFileError,
+        DockerConfigError,
+        StoreUnavailable,
+        MetadataStoreError,
+    ) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot serve: {exc.strerror or exc}", exit_code=1) from None

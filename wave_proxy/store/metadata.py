@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+class MetadataStoreError(RuntimeError):
+    """The store cannot be opened or used; the message names it and the cause."""
+
+
 @dataclass(frozen=True)
 class StoredDocument:
     """A manifest, index or config we produced, kept under its own digest."""

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from wave_proxy.store.metadata import StoredDocument
+from wave_proxy.store.metadata import MetadataStoreError, StoredDocument
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -38,7 +38,14 @@ class SqliteMetadataStore:
     @classmethod
     async def open(cls, path: Path) -> SqliteMetadataStore:
         store = cls(path)
-        await store._run(store._connect)
+        try:
+            await store._run(store._connect)
+        except sqlite3.Error as exc:
+            store._executor.shutdown(wait=False)
+            raise MetadataStoreError(
+                f"cannot open the metadata store {path}: {exc} (move the file away to start "
+                "afresh: augmented images are rebuilt on the next pull)"
+            ) from None
         return store
 
     def _connect(self) -> None:

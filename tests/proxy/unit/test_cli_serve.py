@@ -31,3 +31,11 @@ def test_a_layer_that_is_not_gzip_is_refused_at_start(capsys, tmp_path):
     status = main(["serve", "--data-dir", str(tmp_path / "d"), "--layer", str(junk)])
     assert status == 2
     assert "is not a .tar.gz" in capsys.readouterr().err
+
+
+def test_a_corrupt_metadata_store_is_reported_not_a_traceback(capsys, tmp_path):
+    (tmp_path / "metadata.sqlite3").write_text("not a database")
+    status = main(["serve", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:0"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "cannot open the metadata store" in err and "Traceback" not in err
