@@ -250,7 +250,8 @@ class S3FileSystem(Operations):
         handle = self._handle(fh)
         if offset == 0 or handle.entries is None:
             handle.entries = self._snapshot(handle.node)
-        return handle.entries[offset:]
+        entries = handle.entries
+        return (entries[index] for index in range(offset, len(entries)))  # lazy: no list copy
 
     readdirplus = readdir
 
