@@ -397,3 +397,10 @@ async def test_service_info(api: TestClient) -> None:
 
 def test_settings_default_token_ttl_is_36_hours() -> None:
     assert dataclasses.replace(Settings()).token_ttl == 36 * 3600
+
+
+async def test_advertised_host_names_the_target_image(make_api) -> None:
+    client = await make_api(advertise_host="wave.example.com:9090")
+    _, body = await submit(client, {"containerImage": "busybox:1"})
+    token = body["containerToken"]
+    assert body["targetImage"] == f"wave.example.com:9090/wt/{token}/library/busybox:1"

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.api.conftest import WaveLayer
+from tests.api.conftest import WaveLayer, wave_layer
 from tests.api.nfwave import nf_wave_request
-from tests.support import need_binary
+from tests.support import Service, free_port, need_binary, running
 from tests.support.images import Shapes
 from tests.support.proxy import Proxy, proxy_running, upstream_args
 from tests.support.redis import Redis
@@ -34,7 +35,7 @@ def replicas(
     fusion_dir: Path,
 ) -> Iterator[tuple[Proxy, Proxy]]:
     args = [*upstream_args({"docker.io": upstream}), "--store", redis_server.url(2)]
-    args += ["--fusion-layers", str(fusion_dir)]
+    args += ["--fusion-layers", str(fusion_dir), "--allow-private-layer-hosts"]
     with (
         proxy_running(tmp_path_factory.mktemp("replica-a"), args) as first,
         proxy_running(tmp_path_factory.mktemp("replica-b"), args) as second,
@@ -130,3 +131,32 @@ def test_multi_arch_target_image_copies_every_platform(
         )
         assert config["architecture"] == arch
         assert config["config"]["Entrypoint"] == ["/usr/bin/fusion"]
+
+
+@pytest.fixture(scope="module")
+def layer_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Service]]:
+    """A plain HTTP server (python -m http.server) for http:// layers; its log lists GETs."""
+    root = tmp_path_factory.mktemp("layer-site")
+    port = free_port()
+    argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    argv += ["--directory", str(root)]
+    with running(Service("layer-site", argv, root)) as service:
+        service.wait_port(port)
+        yield f"http://127.0.0.1:{port}", service
+
+
+def test_http_layer_is_fetched_again_only_by_a_replica_that_lacks_it(
+    replicas: tuple[Proxy, Proxy], layer_site: tuple[str, Service], tmp_path: Path
+) -> None:
+    first, second = replicas
+    base, site = layer_site
+    layer = wave_layer({"opt/remote.txt": b"fetched over http\n"})
+    (site.log_path.parent / "remote.tar.gz").write_bytes(layer.gzip)
+    body = {
+        "containerImage": "busybox:1",
+        "containerConfig": {"layers": [layer.entry(f"{base}/remote.tar.gz")]},
+    }
+    target = on(second, request_token(first, body)["targetImage"])
+    copy(target, tmp_path / "once")
+    copy(target, tmp_path / "twice")
+    assert site.log().count("GET /remote.tar.gz") == 2  # one per replica, not per pull
