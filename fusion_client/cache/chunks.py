@@ -46,7 +46,6 @@ class _NoSpace(Exception):
 @dataclass(slots=True)
 class CacheStats:
     bytes_fetched: int = 0  # from S3 into the cache or a bounce buffer
-    bytes_served: int = 0  # answered to readers
     chunk_hits: int = 0
     chunk_misses: int = 0
     uncached_reads: int = 0
@@ -241,7 +240,6 @@ class ChunkCache:
         if not cached:
             self._unpin(obj, first, last)
             return self._read_uncached(obj, offset, end), None
-        self.stats.bytes_served += end - offset
         assert obj.mm is not None
         return memoryview(obj.mm)[offset:end], lambda: self._unpin(obj, first, last)
 
@@ -283,9 +281,9 @@ class ChunkCache:
         got = self._fetch(obj.bucket, obj.key, offset, buffer, obj.etag)
         if got != end - offset:
             raise OSError(errno.EIO, f"s3://{obj.bucket}/{obj.key} is shorter than listed")
-        self.stats.bytes_fetched += got
-        self.stats.bytes_served += got
-        self.stats.uncached_reads += 1
+        with self._lock:
+            self.stats.bytes_fetched += got
+            self.stats.uncached_reads += 1
         return buffer
 
     # -- fetching --------------------------------------------------------------------------

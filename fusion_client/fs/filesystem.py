@@ -329,7 +329,8 @@ class S3FileSystem(Operations):
         state = node.write
         if state is not None and state.local:
             data = state.read(offset, size)
-            self.stats.bytes_served += len(data)
+            with self.lock:
+                self.stats.bytes_served += len(data)
             return data
         with self.lock:
             if handle.obj is None:
@@ -340,7 +341,8 @@ class S3FileSystem(Operations):
                 )
         with s3_errors(f"read s3://{node.bucket}/{node.key}"):
             view, release = self.cache.read(handle.obj, handle.stream, offset, size)
-        self.stats.bytes_served += len(view)
+        with self.lock:
+            self.stats.bytes_served += len(view)
         return ReadReply([view], release)
 
     def write(
@@ -352,8 +354,9 @@ class S3FileSystem(Operations):
             raise FuseError(errno.EBADF)
         with s3_errors(f"write s3://{node.bucket}/{node.key}"):
             count = node.write.write(self.uploader, self._target(node), offset, data)
-        node.mtime_set_ns = None  # a write is a modification: its time wins over utimens
-        self.stats.bytes_written += count
+        with self.lock:
+            node.mtime_set_ns = None  # a write is a modification: its time wins over utimens
+            self.stats.bytes_written += count
         return count
 
     def flush(self, ctx: Context, ino: int, fh: int, lock_owner: int) -> None:
