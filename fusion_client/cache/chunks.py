@@ -366,6 +366,12 @@ class ChunkCache:
                 raise _NoSpace from None
             raise
 
+    def free_disk(self, wanted: int) -> None:
+        """Someone else (a file being written) hit ENOSPC on the cache's file system: shrink
+        the cache so that `wanted` more bytes fit."""
+        with self._lock:
+            self._shrink_after_disk_full(wanted)
+
     def _shrink_after_disk_full(self, wanted: int) -> None:
         """The disk filled before our budget did: lower the budget to what fits, and evict."""
         target = max(self._used - wanted - self.capacity // 16, 0)

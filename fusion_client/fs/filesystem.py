@@ -353,7 +353,13 @@ class S3FileSystem(Operations):
         if not handle.writable or node.write is None:
             raise FuseError(errno.EBADF)
         with s3_errors(f"write s3://{node.bucket}/{node.key}"):
-            count = node.write.write(self.uploader, self._target(node), offset, data)
+            try:
+                count = node.write.write(self.uploader, self._target(node), offset, data)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                self.cache.free_disk(max(len(data), 64 * 2**20))  # the read cache yields
+                count = node.write.write(self.uploader, self._target(node), offset, data)
         with self.lock:
             node.mtime_set_ns = None  # a write is a modification: its time wins over utimens
             self.stats.bytes_written += count

@@ -236,3 +236,14 @@ def test_a_log_file_inside_the_mount_is_saved_there_at_exit(s3rver, env):
     assert done.returncode == 0, done.stderr
     saved = s3rver.boto3_client().get_object(Bucket=bucket, Key="work/.fusion.log")
     assert b"summary: fetched" in saved["Body"].read()
+
+
+def test_the_read_cache_yields_its_disk_space_to_files_being_written(s3rver, env, small_tmpfs):
+    bucket = s3rver.new_bucket("yield")
+    s3rver.boto3_client().put_object(Bucket=bucket, Key="in.bin", Body=os.urandom(3 * 2**20))
+    root = f"{env['FUSION_MOUNT']}/s3/{bucket}"
+    script = f"cat {root}/in.bin > /dev/null && head -c 3145728 /dev/urandom > {root}/out.bin"
+    done = fusion("sh", "-c", script, env={**env, "FUSION_CACHE_LOCATION": str(small_tmpfs)})
+    assert done.returncode == 0, done.stderr
+    head = s3rver.boto3_client().head_object(Bucket=bucket, Key="out.bin")
+    assert head["ContentLength"] == 3 * 2**20
