@@ -176,7 +176,12 @@ class Augmenter:
         if base is not None and (document := await self.store.get_document(digest)):
             return ServedManifest(document.body, document.media_type, digest, base != digest)
         fetched = await client.get_manifest(name.repository, digest, accept)
-        return ServedManifest(fetched.body, _media_type_of(fetched), digest, augmented=False)
+        original = Document(_media_type_of(fetched), fetched.body)
+        if original.digest == digest:
+            # Content-addressed and verified: kept, it spares upstream (and Docker Hub's pull
+            # limit) the next pull by digest, and serves it while upstream is down.
+            await self._persist(name, original, base=digest)
+        return ServedManifest(original.body, original.media_type, digest, augmented=False)
 
     async def _produce(
         self, client: RegistryClient, name: ImageName, upstream_digest: str, accept: list[str]

@@ -180,6 +180,17 @@ async def test_tag_list_pages_link_back_to_the_proxy(fake):
     assert "Link" not in second.headers
 
 
+async def test_upstream_manifest_pulled_by_digest_is_served_while_upstream_is_down(fake):
+    script, client = fake
+    path = f"/v2/org/tool/manifests/{sha256_digest(script.manifest)}"
+    first = await client.get(path, headers=ACCEPT)
+    assert first.headers["X-Wave-Proxy-Augmented"] == "false"
+    script.down = True
+    again = await client.get(path, headers=ACCEPT)
+    assert again.status == 200 and await again.read() == script.manifest
+    assert (await client.get(path.replace("org/tool", "org/other"), headers=ACCEPT)).status == 503
+
+
 async def test_cached_blob_is_served_while_upstream_is_down(fake):
     script, client = fake
     digest = sha256_digest(BLOB)
