@@ -31,9 +31,9 @@ class ListPage:
 
 @dataclass(frozen=True, slots=True)
 class FileRange:
-    """A request body read from a file descriptor on demand (os.preadv into a reusable
-    per-thread buffer), so uploading a part of any size needs only `CHUNK` bytes of memory and
-    a retry simply reads the range again."""
+    """A request body read from a file descriptor on demand (os.preadv into a pooled buffer),
+    so uploading a part of any size needs only `CHUNK` bytes of memory and a retry simply reads
+    the range again."""
 
     fd: int
     offset: int
@@ -45,35 +45,54 @@ class FileRange:
         """Yield views of consecutive pieces; each view is valid until the next one is yielded.
         Raises StagingChanged when the file is shorter than the range or unreadable (never
         OSError, which the client would take for a network error and retry)."""
-        buf = _thread_buffer(self.CHUNK)
-        pos, end = self.offset, self.offset + self.length
-        while pos < end:
-            want = min(self.CHUNK, end - pos)
-            try:
-                n = os.preadv(self.fd, [buf[:want]], pos)
-            except OSError as exc:  # e.g. closed under an aborted upload: not a network error
-                raise StagingChanged(f"cannot read the local file: {exc}") from exc
-            if n <= 0:
-                raise StagingChanged(
-                    f"file ended at byte {pos} while reading bytes {self.offset}-{end - 1}"
-                )
-            yield buf[:n]
-            pos += n
+        small = self.length < self.CHUNK
+        buf = memoryview(bytearray(self.length)) if small else _buffers.take()
+        try:
+            pos, end = self.offset, self.offset + self.length
+            while pos < end:
+                want = min(self.CHUNK, end - pos)
+                try:
+                    n = os.preadv(self.fd, [buf[:want]], pos)
+                except OSError as exc:  # e.g. closed under an aborted upload: not a network error
+                    raise StagingChanged(f"cannot read the local file: {exc}") from exc
+                if n <= 0:
+                    raise StagingChanged(
+                        f"file ended at byte {pos} while reading bytes {self.offset}-{end - 1}"
+                    )
+                yield buf[:n]
+                pos += n
+        finally:
+            if not small:
+                _buffers.give_back(buf)
 
 
 class StagingChanged(Exception):
     """The local file shrank while a part of it was being sent."""
 
 
-_local = threading.local()
+class _BufferPool:
+    """Reusable CHUNK-sized send buffers. At most KEEP stay allocated between uploads, however
+    many threads (upload workers, FUSE threads finishing small files) have sent bodies."""
+
+    KEEP = 8
+
+    def __init__(self) -> None:
+        self._free: list[memoryview] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> memoryview:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return memoryview(bytearray(FileRange.CHUNK))
+
+    def give_back(self, buf: memoryview) -> None:
+        with self._lock:
+            if len(self._free) < self.KEEP:
+                self._free.append(buf)
 
 
-def _thread_buffer(size: int) -> memoryview:
-    buf = getattr(_local, "buf", None)
-    if buf is None or len(buf) < size:
-        buf = memoryview(bytearray(size))
-        _local.buf = buf
-    return buf
+_buffers = _BufferPool()
 
 
 def strip_etag(etag: str) -> str:
