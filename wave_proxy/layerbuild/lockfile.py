@@ -98,9 +98,10 @@ def resolve(arches: list[Arch], previous: Lock | None = None) -> Lock:
     The SOURCE_DATE_EPOCH moves only when a pin changes, so re-locking without changes
     keeps the layer byte-identical.
     """
+    stanzas = _apt_show([f"{name}:{arch.name}" for arch in arches for name in PACKAGES])
+    stanzas += _apt_show(list(PACKAGES))  # the candidates of Architecture: all packages
     packages = {
-        arch.name: sorted((_candidate(name, arch) for name in PACKAGES), key=lambda d: d.package)
-        for arch in arches
+        arch.name: [_pin(name, arch, stanzas) for name in sorted(PACKAGES)] for arch in arches
     }
     if previous is not None:
         packages = {**previous.packages, **packages}
@@ -109,37 +110,39 @@ def resolve(arches: list[Arch], previous: Lock | None = None) -> Lock:
     return Lock(distribution=_distribution(), source_date_epoch=epoch, packages=packages)
 
 
-def _candidate(package: str, arch: Arch) -> PinnedDeb:
-    spec = f"{package}:{arch.name}"
-    fields = _apt_show(spec) or _apt_show(package)  # the latter for Architecture: all
-    if fields.get("Architecture") not in (arch.name, "all"):
-        raise LayerBuildError(
-            f"apt knows no {spec}: run `dpkg --add-architecture {arch.name} && apt-get update`"
-        )
-    return PinnedDeb(
-        package=package,
-        version=fields["Version"],
-        architecture=fields["Architecture"],
-        filename=fields["Filename"].rsplit("/", 1)[-1],
-        size=int(fields["Size"]),
-        sha256=fields["SHA256"],
+def _pin(package: str, arch: Arch, stanzas: list[dict[str, str]]) -> PinnedDeb:
+    for wanted in (arch.name, "all"):
+        for fields in stanzas:
+            if fields.get("Package") == package and fields.get("Architecture") == wanted:
+                return PinnedDeb(
+                    package=package,
+                    version=fields["Version"],
+                    architecture=wanted,
+                    filename=fields["Filename"].rsplit("/", 1)[-1],
+                    size=int(fields["Size"]),
+                    sha256=fields["SHA256"],
+                )
+    raise LayerBuildError(
+        f"apt knows no {package}:{arch.name}: run "
+        f"`dpkg --add-architecture {arch.name} && apt-get update`"
     )
 
 
-def _apt_show(spec: str) -> dict[str, str]:
-    """The candidate's control fields, or {} when apt has none."""
-    cmd = ["apt-cache", "show", "--no-all-versions", spec]
+def _apt_show(specs: list[str]) -> list[dict[str, str]]:
+    """The candidates' control stanzas; apt silently skips specs it does not know.
+
+    One call for all: each apt-cache start loads the whole package index (about a second).
+    """
+    cmd = ["apt-cache", "show", "--no-all-versions", *specs]
     result = subprocess.run(cmd, capture_output=True, text=True)
-    return _control_fields(result.stdout) if result.returncode == 0 else {}
+    return [_control_fields(chunk) for chunk in result.stdout.split("\n\n") if chunk.strip()]
 
 
 def _control_fields(text: str) -> dict[str, str]:
-    """The first stanza of Debian control-file text as a dict (continuation lines dropped)."""
+    """A Debian control stanza as a dict (continuation lines dropped)."""
     fields: dict[str, str] = {}
     for line in text.splitlines():
-        if not line.strip():
-            break
-        if not line[0].isspace() and ":" in line:
+        if line and not line[0].isspace() and ":" in line:
             key, value = line.split(":", 1)
             fields[key] = value.strip()
     return fields
