@@ -54,6 +54,7 @@ RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 SYMLINK_MODE = str(stat.S_IFLNK | 0o777)
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$")
 _COPY_THREADS = 16
+SYMLINK_PROBES_PER_LISTING = 1000
 
 
 @dataclass(eq=False, slots=True)
@@ -581,7 +582,9 @@ class S3FileSystem(Operations):
         self, bucket: str, prefix: str, children: dict[str, Listed]
     ) -> dict[str, Listed]:
         """Listings do not carry metadata: HEAD the small objects (once per version) to tell
-        symlinks from files, in parallel."""
+        symlinks from files, in parallel. Directories with very many small objects are not
+        probed (`ls -l` of them would cost a request per object); their names are checked
+        when looked up one by one."""
         unknown = [
             name
             for name, listed in children.items()
@@ -589,6 +592,8 @@ class S3FileSystem(Operations):
             and 0 < listed.size <= self.symlink_probe_max
             and (bucket, prefix + name, listed.etag or "") not in self._link_types
         ]
+        if len(unknown) > SYMLINK_PROBES_PER_LISTING:
+            unknown = []
 
         def probe(name: str) -> None:
             listed = children[name]
