@@ -194,6 +194,9 @@ class Augmenter:
                     document.body, document.media_type, produced, produced != upstream_digest
                 )
         fetched = await client.get_manifest(name.repository, upstream_digest, accept)
+        if fetched.media_type in mt.SCHEMA1:
+            # Signed schema1 digests cover the payload without its signatures: relay as is.
+            return ServedManifest(fetched.body, fetched.media_type, fetched.digest, False)
         result = await self._augment(client, name, fetched) or Document(
             _media_type_of(fetched), fetched.body
         )

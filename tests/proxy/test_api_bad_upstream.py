@@ -226,6 +226,22 @@ async def test_schema1_manifests_pass_through_with_a_warning(fake):
     assert "not augmented" in response.headers["Warning"]
 
 
+async def test_signed_schema1_keeps_the_upstream_digest(fake):
+    script, client = fake
+    script.manifest = json.dumps(
+        {"schemaVersion": 1, "name": "org/tool", "fsLayers": [], "signatures": [{"x": 1}]}
+    ).encode()
+    script.media_type = mt.DOCKER_SCHEMA1_SIGNED
+    script.digest_header = "sha256:" + "5" * 64  # over the payload without signatures
+    for reference in ("1", script.digest_header):
+        response = await client.get(
+            f"/v2/org/tool/manifests/{reference}", headers={"Accept": mt.DOCKER_SCHEMA1_SIGNED}
+        )
+        assert response.status == 200
+        assert response.headers["Docker-Content-Digest"] == script.digest_header
+        assert await response.read() == script.manifest
+
+
 async def test_concurrent_cold_pulls_share_one_augmentation(fake):
     script, client = fake
     responses = await asyncio.gather(

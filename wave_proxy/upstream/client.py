@@ -149,7 +149,11 @@ class RegistryClient:
             body = await self._read_limited(response, MAX_MANIFEST_BYTES, "manifest")
         media_type = mt.strip_parameters(response.headers.get("Content-Type", ""))
         digest = response.headers.get("Docker-Content-Digest") or ""
-        if reference.startswith(("sha256:", "sha512:")):
+        if media_type == mt.DOCKER_SCHEMA1_SIGNED:
+            # Its digest covers the JWS payload without signatures: upstream's word is all we
+            # have, and the client verifies the signed payload itself.
+            digest = digest or reference
+        elif reference.startswith(("sha256:", "sha512:")):
             if not matches(reference, body):
                 raise UpstreamBadResponse(self.name, f"manifest body does not match {reference}")
             digest = reference

@@ -33,6 +33,7 @@ class Script:
     redirect_blobs: bool = False
     manifest: bytes = MANIFEST
     media_type: str = OCI
+    digest_header: str = ""  # Docker-Content-Digest of the manifest; "" = its sha256
     blobs: dict[str, bytes] = field(default_factory=dict)
     delay: float = 0.0
     down: bool = False  # answer 503 to everything
@@ -82,7 +83,8 @@ def fake_registry(script: Script, cdn_url: list[str]) -> web.Application:
             errors = [{"code": script.not_found_code, "message": "unknown"}]
             return web.json_response({"errors": errors}, status=404)
         if kind == "manifests":
-            headers = {"Docker-Content-Digest": sha256_digest(script.manifest)}
+            digest = script.digest_header or sha256_digest(script.manifest)
+            headers = {"Docker-Content-Digest": digest}
             return web.Response(
                 body=script.manifest, headers={**headers, "Content-Type": script.media_type}
             )
