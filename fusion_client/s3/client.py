@@ -155,6 +155,7 @@ class S3Client:
             max_connections=config.max_connections,
             timeout=config.timeout,
             ca_bundle=config.ca_bundle,
+            proxy_for=config.proxy_for,
         )
         self._bucket_regions: dict[str, str] = {}
         self._clock_skew = 0.0  # S3's clock minus ours, learned from RequestTimeTooSkewed

@@ -17,16 +17,19 @@ Environment (read by S3Config.from_env):
       (20 s): retries with exponential backoff and full jitter
   FUSION_S3_TIMEOUT (30 s socket timeout), FUSION_S3_MAX_CONNECTIONS (64 per host)
   AWS_CA_BUNDLE                      CA file for https endpoints
+  HTTPS_PROXY / HTTP_PROXY (or lower case), NO_PROXY   an HTTP proxy for S3 traffic, reached
+      with CONNECT tunnels (credential endpoints never use it)
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .sigv4 import encode_path
 from .tags import TagRules
@@ -60,6 +63,26 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class Proxy:
+    host: str
+    port: int
+    headers: tuple[tuple[str, str], ...] = ()  # Proxy-Authorization for user:password@
+
+    @classmethod
+    def parse(cls, url: str) -> Proxy:
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        if not parts.hostname:
+            raise ValueError(f"proxy {url!r} has no host")
+        headers: tuple[tuple[str, str], ...] = ()
+        if parts.username is not None:
+            secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            headers = (
+                ("Proxy-Authorization", "Basic " + base64.b64encode(secret.encode()).decode()),
+            )
+        return cls(parts.hostname, parts.port or 80, headers)
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """Where one request goes: the connection endpoint, the Host header and the encoded path."""
 
@@ -82,6 +105,9 @@ class S3Config:
     timeout: float = 30.0
     max_connections: int = 64
     ca_bundle: str | None = None
+    https_proxy: Proxy | None = None
+    http_proxy: Proxy | None = None
+    no_proxy: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> S3Config:
@@ -116,7 +142,25 @@ class S3Config:
             timeout=float(environ.get("FUSION_S3_TIMEOUT", 30.0)),
             max_connections=int(environ.get("FUSION_S3_MAX_CONNECTIONS", 64)),
             ca_bundle=environ.get("AWS_CA_BUNDLE") or None,
+            https_proxy=_proxy(first("HTTPS_PROXY", "https_proxy")),
+            http_proxy=_proxy(first("HTTP_PROXY", "http_proxy")),
+            no_proxy=tuple(
+                entry.strip().lower()
+                for entry in (first("NO_PROXY", "no_proxy") or "").split(",")
+                if entry.strip()
+            ),
         )
+
+    def proxy_for(self, endpoint: Endpoint) -> Proxy | None:
+        proxy = self.https_proxy if endpoint.scheme == "https" else self.http_proxy
+        if proxy is None:
+            return None
+        host = endpoint.host.lower()
+        for entry in self.no_proxy:
+            name = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry
+            if name == "*" or host == name.lstrip(".") or host.endswith("." + name.lstrip(".")):
+                return None
+        return proxy
 
     def custom_endpoint(self) -> Endpoint | None:
         if not self.endpoint_url:
@@ -154,6 +198,10 @@ class S3Config:
         if self.sign_payload is not None:
             return self.sign_payload
         return endpoint.scheme == "http"
+
+
+def _proxy(url: str | None) -> Proxy | None:
+    return Proxy.parse(url) if url else None
 
 
 def _optional_bool(environ: Mapping[str, str], name: str) -> bool | None:

@@ -1,4 +1,5 @@
-"""Keep-alive HTTP connection pools, one per endpoint (scheme, host, port).
+"""Keep-alive HTTP connection pools, one per endpoint (scheme, host, port), optionally through
+an HTTP proxy (a CONNECT tunnel per connection).
 
 Bounded: at most `max_connections` connections per endpoint exist at once (callers beyond that
 wait), and idle ones are reused most-recently-used first and dropped after IDLE_TIMEOUT, before
@@ -11,8 +12,9 @@ import http.client
 import ssl
 import threading
 import time
+from collections.abc import Callable
 
-from .config import Endpoint
+from .config import Endpoint, Proxy
 from .errors import S3ConnectionError
 
 IDLE_TIMEOUT = 20.0
@@ -26,8 +28,10 @@ class ConnectionPool:
         max_connections: int,
         timeout: float,
         ssl_context: ssl.SSLContext | None,
+        proxy: Proxy | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._proxy = proxy
         self._timeout = timeout
         self._ssl = ssl_context
         self._slots = threading.BoundedSemaphore(max_connections)
@@ -68,16 +72,28 @@ class ConnectionPool:
             conn.close()
 
     def _connect(self) -> http.client.HTTPConnection:
-        ep = self.endpoint
+        ep, proxy = self.endpoint, self._proxy
+        host, port = (proxy.host, proxy.port) if proxy else (ep.host, ep.port)
+        conn: http.client.HTTPConnection
         if ep.scheme == "https":
-            return http.client.HTTPSConnection(
-                ep.host, ep.port, timeout=self._timeout, context=self._ssl
-            )
-        return http.client.HTTPConnection(ep.host, ep.port, timeout=self._timeout)
+            conn = http.client.HTTPSConnection(host, port, timeout=self._timeout, context=self._ssl)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self._timeout)
+        if proxy:
+            conn.set_tunnel(ep.host, ep.port, headers=dict(proxy.headers))
+        return conn
 
 
 class PoolManager:
-    def __init__(self, *, max_connections: int, timeout: float, ca_bundle: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        timeout: float,
+        ca_bundle: str | None,
+        proxy_for: Callable[[Endpoint], Proxy | None] = lambda endpoint: None,
+    ) -> None:
+        self._proxy_for = proxy_for
         self._max = max_connections
         self._timeout = timeout
         self._ca_bundle = ca_bundle
@@ -98,6 +114,7 @@ class PoolManager:
                         max_connections=self._max,
                         timeout=self._timeout,
                         ssl_context=self._ssl,
+                        proxy=self._proxy_for(endpoint),
                     )
                     self._pools[endpoint] = pool
         return pool
