@@ -70,8 +70,8 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda v: json.dumps(v, indent=None))
+def _json(data: Any) -> web.Response:
+    return web.json_response(data)
 
 
 async def read_json(request: web.Request, body_key: str | None = "towerAccessToken") -> Any:

@@ -7,6 +7,9 @@ unreachable registry is reported to the request, not to a later pull.
 Platforms: `containerPlatform` may name one platform or a comma list. Every runnable platform of
 a multi-arch base is augmented (each with the Fusion layer of its own architecture); the request
 fails when the base has none of the requested platforms.
+
+A token's image gets exactly the layers and changes of its request: the layers `wavectl serve
+--layer` appends in mirror mode do not apply under /v2/wt/.
 """
 
 from __future__ import annotations
