@@ -48,11 +48,11 @@ def parse_accept(values: list[str]) -> list[str]:
 
 
 def accepts(accepted: list[str], media_type: str) -> bool:
-    """Whether a client that sent `accepted` takes `media_type`.
+    """Whether a client that sent `accepted` may be given `media_type`, by distribution's rule.
 
-    No Accept at all, `*/*` or `application/*` accept everything. Clients that name only
-    `application/json` are legacy clients; they get what the upstream would give them.
+    Only OCI manifests and indexes are refused, and only to clients that named types without
+    this one or a wildcard: Docker types predate negotiation and every client takes them.
     """
-    if not accepted:
+    if not accepted or media_type not in (OCI_MANIFEST, OCI_INDEX):
         return True
-    return any(a in (media_type, "*/*", "application/*", "application/json") for a in accepted)
+    return any(a in (media_type, "*/*", "application/*") for a in accepted)

@@ -71,7 +71,14 @@ def test_accept_values_are_read_from_joined_and_repeated_headers():
 def test_a_client_without_accept_or_with_wildcard_takes_anything():
     assert accepts([], "application/vnd.oci.image.manifest.v1+json")
     assert accepts(["*/*"], "application/vnd.oci.image.manifest.v1+json")
+
+
+def test_oci_types_go_only_to_clients_that_accept_them():
     assert not accepts(
         ["application/vnd.docker.distribution.manifest.v2+json"],
-        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
     )
+    assert accepts(
+        ["application/vnd.oci.image.manifest.v1+json"],
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ), "Docker types predate negotiation: never refused"
