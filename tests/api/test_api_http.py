@@ -404,3 +404,9 @@ async def test_advertised_host_names_the_target_image(make_api) -> None:
     _, body = await submit(client, {"containerImage": "busybox:1"})
     token = body["containerToken"]
     assert body["targetImage"] == f"wave.example.com:9090/wt/{token}/library/busybox:1"
+
+
+async def test_tags_list_under_a_token_shows_the_token_tag(api: TestClient) -> None:
+    _, body = await submit(api, {"containerImage": "busybox:1"})
+    response = await api.get(f"/v2/wt/{body['containerToken']}/library/busybox/tags/list")
+    assert await response.json() == {"name": "library/busybox", "tags": ["1"]}

@@ -31,7 +31,9 @@ MAX_BODY = 48 << 20  # several data: layers of up to ~10 MiB each
 SERVICE = web.AppKey("wave_service", WaveService)
 FUSION = web.AppKey("fusion_layers", FusionLayers)
 API_KEYS = web.AppKey("api_keys", tuple)
-_REGISTRY_PATH = re.compile(r"^(?P<name>.+)/(?P<kind>manifests|blobs)/(?P<reference>[^/]+)$")
+_REGISTRY_PATH = re.compile(
+    r"^(?P<name>.+)/(?:(?P<kind>manifests|blobs)/(?P<reference>[^/]+)|(?P<tags>tags/list))$"
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -246,7 +248,9 @@ async def token_registry(request: web.Request) -> web.StreamResponse:
         ) from None
     match = _REGISTRY_PATH.match(request.match_info["path"])
     if not match:
-        raise RegistryError(404, "UNSUPPORTED", "use /v2/wt/<token>/<name>/manifests|blobs/<ref>")
+        raise RegistryError(
+            404, "UNSUPPORTED", "use /v2/wt/<token>/<name>/manifests|blobs/<reference>"
+        )
     if match["name"] != record.repository:
         raise RegistryError(
             404,
@@ -254,6 +258,8 @@ async def token_registry(request: web.Request) -> web.StreamResponse:
             f"container token {token} was issued for {record.repository}, not {match['name']}",
         )
     name = ImageName(record.registry, record.repository)
+    if match["tags"]:  # what the token exposes (skopeo inspect lists tags)
+        return web.json_response({"name": record.repository, "tags": [record.tag or "latest"]})
     if match["kind"] == "manifests":
         return await registry.manifest(
             request, name, match["reference"], service.augmenter_for(record)
