@@ -24,6 +24,7 @@ Environment (read by S3Config.from_env):
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import random
 import re
@@ -156,6 +157,8 @@ class S3Config:
         if proxy is None:
             return None
         host = endpoint.host.lower()
+        if _is_loopback(host):  # a proxy elsewhere could never reach our loopback
+            return None
         for entry in self.no_proxy:
             name = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry
             if name == "*" or host == name.lstrip(".") or host.endswith("." + name.lstrip(".")):
@@ -198,6 +201,15 @@ class S3Config:
         if self.sign_payload is not None:
             return self.sign_payload
         return endpoint.scheme == "http"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _proxy(url: str | None) -> Proxy | None:

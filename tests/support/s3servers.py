@@ -84,6 +84,7 @@ def start_s3rver(log_dir: Path, data_dir: Path) -> S3Server:
             "--address",
             "127.0.0.1",
             "--silent",
+            "--no-vhost-buckets",  # path-style only, whatever Host a test sends
         ],
         log_dir,
         # Node 20 needs the legacy provider for s3rver's md5 use, else ListObjectsV2 fails.
