@@ -76,15 +76,9 @@ def test_token_from_one_replica_pulls_by_tag_and_digest_from_the_other(
     raw = json.loads(skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{by_tag}"))
     assert bundle_layer.gzip_digest in [layer["digest"] for layer in raw["layers"]]
     copy(by_tag, tmp_path / "by-tag")
-    digest = skopeo(
-        "inspect",
-        "--tls-verify=false",
-        "--no-tags",
-        "--format",
-        "{{.Digest}}",
-        f"docker://{by_tag}",
-    )
-    by_digest = by_tag.rsplit(":", 1)[0] + "@" + digest.strip()
+    inspected = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{by_tag}"))
+    assert inspected["RepoTags"] == ["1"]
+    by_digest = by_tag.rsplit(":", 1)[0] + "@" + inspected["Digest"]
     copy(by_digest, tmp_path / "by-digest")
 
 
