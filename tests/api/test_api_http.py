@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestClient
 
 from tests.api.conftest import FUSION_VERSION, WaveLayer, submit, tar_names, wave_layer
 from tests.api.nfwave import FUSION_ENV, nf_wave_request
-from tests.support.images import Shapes
+from tests.support.images import Pusher, Shapes
+from tests.support.registry import Registry
 from wave_proxy.api.handlers import SERVICE
 from wave_proxy.api.layers import LayerLimits
 from wave_proxy.config import Settings
@@ -410,3 +411,26 @@ async def test_tags_list_under_a_token_shows_the_token_tag(api: TestClient) -> N
     _, body = await submit(api, {"containerImage": "busybox:1"})
     response = await api.get(f"/v2/wt/{body['containerToken']}/library/busybox/tags/list")
     assert await response.json() == {"name": "library/busybox", "tags": ["1"]}
+
+
+async def test_image_that_cannot_be_augmented_is_refused_not_served_unchanged(
+    api: TestClient, upstream: Registry
+) -> None:
+    pusher = Pusher(upstream)
+    config = b'{"artifact": true}'
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.example.config+json",
+            "digest": pusher.blob("shapes/artifact", config),
+            "size": len(config),
+        },
+        "layers": [],
+    }
+    body = json.dumps(manifest).encode()
+    pusher.manifest("shapes/artifact", "1", body, manifest["mediaType"])
+    request = {"containerImage": "shapes/artifact:1", "containerConfig": {"env": ["A=1"]}}
+    status, answer = await submit(api, request)
+    assert status == 400
+    assert "not a runnable image" in answer["message"]

@@ -81,6 +81,11 @@ class WaveService:
                 f"containerImage: {request.image.name}:{request.image.reference} does not exist "
                 f"in {request.image.name.registry} (or this proxy may not pull it)"
             ) from None
+        if (layers or not request.changes.is_empty()) and not served.augmented:
+            raise RequestError(
+                f"containerImage: {request.image.name} is a {served.media_type} manifest, not a "
+                "runnable image this proxy can add layers or config to"
+            )
         await self._check_platforms(request, served)
         now = self.tokens.clock()
         record = TokenRecord(
