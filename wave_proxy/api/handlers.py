@@ -17,11 +17,10 @@ from aiohttp import web
 from wave_proxy import __version__
 from wave_proxy.api.fusion import FusionLayers
 from wave_proxy.api.inspect import inspect_image
-from wave_proxy.api.layers import LayerResolver
 from wave_proxy.api.request import RequestError
 from wave_proxy.api.service import ImageNotFound, TokenProblem, WaveService, describe
 from wave_proxy.api.tokens import TokenRecord, iso_time
-from wave_proxy.image.reference import ImageName, InvalidName
+from wave_proxy.image.reference import InvalidName
 from wave_proxy.server import handlers as registry
 from wave_proxy.server.errors import RegistryError
 from wave_proxy.server.failures import registry_error
@@ -231,7 +230,7 @@ async def fusion_tarball(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(blob, headers={"Content-Type": "application/gzip"})
 
 
-# -- /v2/wt/<token>/<name>/manifests|blobs/<reference> -------------------------------------------
+# -- /v2/wt/<token>/<name>/manifests|blobs/<reference>, tags/list ------------------------------
 
 
 async def token_registry(request: web.Request) -> web.StreamResponse:
@@ -257,7 +256,7 @@ async def token_registry(request: web.Request) -> web.StreamResponse:
             "NAME_UNKNOWN",
             f"container token {token} was issued for {record.repository}, not {match['name']}",
         )
-    name = ImageName(record.registry, record.repository)
+    name = record.name
     if match["tags"]:  # what the token exposes (skopeo inspect lists tags)
         return web.json_response({"name": record.repository, "tags": [record.tag or "latest"]})
     if match["kind"] == "manifests":
@@ -266,8 +265,11 @@ async def token_registry(request: web.Request) -> web.StreamResponse:
         )
     digest = match["reference"]
     if any(layer.digest == digest for layer in record.layers):
-        resolver: LayerResolver = service.resolver
-        if not await resolver.ensure_local(digest):
+        try:
+            available = await service.resolver.ensure_local(digest)
+        except RequestError as exc:  # its URL no longer serves what was verified
+            raise RegistryError(502, "BLOB_UNKNOWN", f"appended layer {digest}: {exc}") from None
+        if not available:
             raise RegistryError(
                 404, "BLOB_UNKNOWN", f"appended layer {digest} is not available on this replica"
             )
