@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from wave_proxy.layerbuild.errors import LayerBuildError
 
@@ -23,7 +24,7 @@ class Arch:
 
     def c_compiler(self) -> str:
         """The compiler that targets this architecture from the build host."""
-        return "gcc" if self == host_arch(strict=False) else f"{self.triplet}-gcc"
+        return "gcc" if platform.machine() == self.uname else f"{self.triplet}-gcc"
 
 
 AMD64 = Arch("amd64", "x86_64-linux-gnu", "ld-linux-x86-64.so.2", 62, "x86_64")
@@ -43,15 +44,21 @@ def parse_arches(text: str) -> list[Arch]:
     return [ARCHES[n] for n in dict.fromkeys(names)]
 
 
+@overload
+def host_arch(strict: Literal[True] = True) -> Arch: ...
+@overload
+def host_arch(strict: Literal[False]) -> Arch | None: ...
 def host_arch(strict: bool = True) -> Arch | None:
-    """The architecture of this machine, whose runtime can run build tools natively."""
-    machine = platform.machine()
+    """The architecture of this machine, whose runtime can run build tools natively.
+
+    On other machines: LayerBuildError, or None when not `strict`.
+    """
     for arch in ARCHES.values():
-        if arch.uname == machine:
+        if arch.uname == platform.machine():
             return arch
     if strict:
         raise LayerBuildError(
-            f"cannot build the Fusion layer on a {machine} host (need x86_64 or aarch64)"
+            f"cannot build the Fusion layer on a {platform.machine()} host (need x86_64 or aarch64)"
         )
     return None
 

@@ -11,7 +11,9 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -95,14 +97,22 @@ def descriptor(blob: LayerBlob, location: str, entrypoint: list[str]) -> dict:
 
 
 def save(blob: LayerBlob, doc: dict, tarball: Path, descriptor_path: Path) -> None:
-    """Write both files via temporary names, so readers never see half a layer."""
+    """Write both files via unique temporary names: readers, and a concurrent builder writing
+    the same bytes, never see half a layer. The tarball lands first, as the descriptor names it.
+    """
     for path, data in (
         (tarball, blob.gzip_bytes),
         (descriptor_path, (json.dumps(doc, indent=2) + "\n").encode()),
     ):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _normalise(path: str) -> str:
