@@ -54,6 +54,7 @@ class SqliteMetadataStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(_SCHEMA)
+        conn.execute("DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?", (time.time(),))
         self._conn = conn
 
     async def _run(self, fn: Any, *args: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
 
 import pytest
 
@@ -34,6 +35,18 @@ async def test_values_with_ttl_expire(tmp_path):
     await asyncio.sleep(0.1)
     assert await store.get_value("tag/a") is None
     await store.close()
+
+
+async def test_expired_values_are_purged_when_the_store_opens(tmp_path):
+    store = await SqliteMetadataStore.open(tmp_path / "m.sqlite3")
+    await store.set_value("tag/old", "x", ttl=0.01)
+    await store.set_value("link/kept", "y")
+    await store.close()
+    await asyncio.sleep(0.02)
+    store = await SqliteMetadataStore.open(tmp_path / "m.sqlite3")
+    await store.close()
+    with sqlite3.connect(tmp_path / "m.sqlite3") as conn:
+        assert conn.execute("SELECT key FROM kv").fetchall() == [("link/kept",)]
 
 
 async def test_memoized_store_keeps_immutable_values_and_documents(tmp_path):
