@@ -225,9 +225,10 @@ class ChunkCache:
             return memoryview(b""), None
         first, last = offset // self.chunk_size, (end - 1) // self.chunk_size + 1
         with self._lock:
-            window = stream.observe(
-                offset, end, self.chunk_size, self._prefetch_max, self._prefetch_after
-            )
+            # Read-ahead never takes more than a quarter of the cache: a window that does not
+            # fit would evict its own chunks before they are read, and fetch them twice.
+            max_window = min(self._prefetch_max, self.capacity // (4 * self.chunk_size))
+            window = stream.observe(offset, end, self.chunk_size, max_window, self._prefetch_after)
             if window:
                 self._schedule_prefetch(obj, last, min(last + window, obj.nchunks))
             for chunk in range(first, last):
