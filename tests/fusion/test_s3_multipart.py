@@ -88,3 +88,18 @@ def test_delete_object_and_delete_objects(moto_s3: S3Server, moto_client: S3Clie
     moto_client.delete_object(bucket, "never-existed")
     moto_client.delete_objects(bucket, [*keys[1:], "never-existed-either"])
     assert "Contents" not in moto_s3.boto3_client().list_objects_v2(Bucket=bucket)
+
+
+def test_kms_encryption_applies_to_puts_uploads_and_copies(moto_s3: S3Server):
+    key_id = "arn:aws:kms:us-east-1:123456789012:key/fusion-test"
+    client = make_client(moto_s3, FUSION_AWS_SSEKMS_KEY_ID=key_id)
+    bucket = moto_s3.new_bucket()
+    client.put_object(bucket, "put", b"x")
+    upload_id = client.create_multipart_upload(bucket, "mp")
+    part = client.upload_part(bucket, "mp", upload_id, 1, b"y")
+    client.complete_multipart_upload(bucket, "mp", upload_id, [(1, part)])
+    client.copy_object(bucket, "put", bucket, "copy")
+    s3 = moto_s3.boto3_client()
+    for key in ("put", "mp", "copy"):
+        head = s3.head_object(Bucket=bucket, Key=key)
+        assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", key_id), key
