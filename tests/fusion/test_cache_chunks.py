@@ -229,3 +229,19 @@ def test_a_full_cache_directory_serves_reads_uncached(small_tmpfs, store):
         assert cache.capacity < 1024 * 1024
     finally:
         cache.shutdown()
+
+
+def test_a_sequential_read_through_a_small_cache_fetches_each_chunk_once(tmp_path, store):
+    cache = make_cache(tmp_path / "cache", store, capacity=8 * CHUNK)
+    try:
+        data = store.objects["k"] = os.urandom(64 * CHUNK)
+        obj = cache.open("b", "k", "e1", len(data))
+        stream = ReadStream()
+        got = b"".join(
+            read(cache, obj, offset, CHUNK // 2, stream)
+            for offset in range(0, len(data), CHUNK // 2)
+        )
+        assert got == data
+        assert store.fetched() <= len(data) * 1.1
+    finally:
+        cache.shutdown()
