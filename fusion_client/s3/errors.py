@@ -31,7 +31,11 @@ class S3Error(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = f" on {self.resource}" if self.resource else ""
+        return self.describe(with_resource=True)
+
+    def describe(self, *, with_resource: bool) -> str:
+        """One line for logs; without the resource when the caller already names it."""
+        where = f" on {self.resource}" if self.resource and with_resource else ""
         status = f"HTTP {self.status} " if self.status else ""
         text = f"{status}{self.code}{where}"
         if self.message:

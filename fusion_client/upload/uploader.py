@@ -215,6 +215,10 @@ class ObjectUpload:
         self._pending = True  # begin() registered it with the uploader
         self.finishing = False
 
+    @property
+    def resource(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
     def written(self, offset: int, length: int) -> None:
         """`length` bytes at `offset` reached the staging file: send every newly complete part
         of the contiguous prefix in the background."""
@@ -269,7 +273,10 @@ class ObjectUpload:
                 size = os.fstat(self._fd).st_size
                 etag = self._upload(session, restart, size)
             except Exception as exc:
-                cause = str(exc) or type(exc).__name__
+                if isinstance(exc, S3Error):  # UploadFailure names the object already
+                    cause = exc.describe(with_resource=exc.resource != self.resource)
+                else:
+                    cause = str(exc) or type(exc).__name__
                 failure = UploadFailure(self.bucket, self.key, cause)
                 log.error("upload failed: %s", failure)
                 with self._lock:

@@ -92,8 +92,9 @@ def test_s3_down_during_eager_parts_is_reported_by_wait_all(
     fault_proxy.down = True
     write_file(tmp_path, uploader, bucket, "big/never.bin", os.urandom(PART + 10))
     failures = uploader.wait_all(timeout=60, open_grace=0.1)
-    assert [str(f) for f in failures] == [f"s3://{bucket}/big/never.bin: {failures[0].cause}"]
-    assert "s3://" in failures[0].cause
+    (failure,) = failures
+    assert str(failure).startswith(f"s3://{bucket}/big/never.bin: ConnectionError: ")
+    assert "s3://" not in failure.cause  # named once, not twice
 
 
 def test_error_inside_a_200_complete_response_is_retried(s3rver, fault_proxy, uploader, tmp_path):
