@@ -304,6 +304,9 @@ class ChunkCache:
     def _prefetch_worker(self) -> None:
         while (job := self._jobs.get()) is not None:
             obj, first, last = job
+            if not obj.opens:  # the reader is gone: do not fetch what nobody will read
+                self._abandon(obj, first, last)
+                continue
             try:
                 self._fetch_run(obj, first, last)
             except _NoSpace:
@@ -349,6 +352,8 @@ class ChunkCache:
                 obj.states[chunk] = EMPTY
                 obj.busy -= 1
                 self._used -= self._chunk_len(obj, chunk)
+            if not obj.opens and not obj.cached and not obj.busy:
+                self._drop(obj)
             self._changed.notify_all()
 
     def _reserve_disk(self, obj: CachedObject, offset: int, length: int) -> None:
