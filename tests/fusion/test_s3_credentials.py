@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -299,3 +300,21 @@ def test_shared_credentials_file_profile(tmp_path):
     other = tmp_path / "elsewhere"
     other.write_text("[default]\naws_access_key_id = X\naws_secret_access_key = Y\n")
     assert SharedFileSource({"AWS_SHARED_CREDENTIALS_FILE": str(other)}).load().access_key == "X"
+
+
+def test_many_threads_share_one_refresh(metadata):
+    clock = Clock()
+    chain = CredentialChain([InstanceMetadataSource(metadata.url)], clock=clock)
+    chain.get()
+    clock.now = NOW + 3600 - 30  # must refresh before use
+    metadata.expires_in = 7200  # the fresh credentials last another hour
+    barrier = threading.Barrier(16)
+
+    def use() -> str | None:
+        barrier.wait()
+        return chain.get().token
+
+    with ThreadPoolExecutor(16) as pool:
+        tokens = set(pool.map(lambda _: use(), range(16)))
+    assert tokens == {"session-2"}
+    assert metadata.issued == 2  # one initial load, one refresh for all sixteen threads
