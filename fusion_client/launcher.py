@@ -106,8 +106,8 @@ def _supervise(command: list[str], env: dict[str, str], mask: set[int]) -> int:
     except FileNotFoundError:
         print(f"fusion: {command[0]}: command not found", file=sys.stderr)
         return 127
-    except PermissionError:
-        print(f"fusion: {command[0]}: permission denied", file=sys.stderr)
+    except OSError as exc:  # permission denied, exec format error, ...
+        print(f"fusion: {command[0]}: {exc.strerror or exc}", file=sys.stderr)
         return 126
     reap_all = os.getpid() == 1
     while True:
@@ -179,6 +179,6 @@ def _exec(command: list[str], env: dict[str, str]) -> int:
     except FileNotFoundError:
         print(f"fusion: {command[0]}: command not found", file=sys.stderr)
         return 127
-    except PermissionError:
-        print(f"fusion: {command[0]}: permission denied", file=sys.stderr)
+    except OSError as exc:  # permission denied, exec format error, ...
+        print(f"fusion: {command[0]}: {exc.strerror or exc}", file=sys.stderr)
         return 126

@@ -247,3 +247,12 @@ def test_the_read_cache_yields_its_disk_space_to_files_being_written(s3rver, env
     assert done.returncode == 0, done.stderr
     head = s3rver.boto3_client().head_object(Bucket=bucket, Key="out.bin")
     assert head["ContentLength"] == 3 * 2**20
+
+
+def test_a_file_that_cannot_be_executed_exits_126_with_the_cause(env, tmp_path):
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x7fELF not really")
+    junk.chmod(0o755)
+    done = fusion(str(junk), env=env)
+    assert done.returncode == 126
+    assert "Exec format error" in done.stderr
