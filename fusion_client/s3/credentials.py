@@ -35,6 +35,7 @@ ECS_ENDPOINT = "http://169.254.170.2"
 IMDS_ENDPOINT = "http://169.254.169.254"
 REFRESH_AHEAD = 15 * 60.0
 MANDATORY_AHEAD = 60.0
+ADVISORY_RETRY_INTERVAL = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +230,7 @@ class CredentialChain:
         self._lock = threading.Lock()
         self._current: Credentials | None = None
         self._source: CredentialSource | None = None
+        self._next_advisory = 0.0  # earliest time of the next refresh in the advisory window
 
     @classmethod
     def from_env(
@@ -254,9 +256,11 @@ class CredentialChain:
         if current is not None and not self._due(current, REFRESH_AHEAD):
             return current
         if current is not None and not self._due(current, MANDATORY_AHEAD):
-            # Advisory window: one thread refreshes, the others carry on with valid credentials.
-            if self._lock.acquire(blocking=False):
+            # Advisory window: one thread refreshes, the others carry on with valid credentials;
+            # attempts are spaced so short-lived credentials do not hammer the endpoint.
+            if self._clock() >= self._next_advisory and self._lock.acquire(blocking=False):
                 try:
+                    self._next_advisory = self._clock() + ADVISORY_RETRY_INTERVAL
                     self._refresh_locked()
                 finally:
                     self._lock.release()

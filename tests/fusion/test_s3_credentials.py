@@ -318,3 +318,15 @@ def test_many_threads_share_one_refresh(metadata):
         tokens = set(pool.map(lambda _: use(), range(16)))
     assert tokens == {"session-2"}
     assert metadata.issued == 2  # one initial load, one refresh for all sixteen threads
+
+
+def test_short_lived_credentials_are_not_refreshed_on_every_use(metadata):
+    metadata.expires_in = 900  # STS's shortest session: always inside the advisory window
+    clock = Clock()
+    chain = CredentialChain([InstanceMetadataSource(metadata.url)], clock=clock)
+    for _ in range(50):
+        chain.get()
+    assert metadata.issued == 2  # the first load, then one advisory refresh
+    clock.now += 31
+    chain.get()
+    assert metadata.issued == 3
