@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import gzip
 import hashlib
 import json
 import sqlite3
@@ -250,6 +252,17 @@ def _stored_state(data_dir: Path) -> tuple[list[str], list[str]]:
     return blobs, keys
 
 
+def _gzip_of_not_a_tar() -> dict:
+    """A layer entry whose digests are right, but whose gzip holds no tar archive."""
+    body = gzip.compress(b"just some text, not a tar archive\n" * 20, mtime=0)
+    return {
+        "location": "data:" + base64.b64encode(body).decode(),
+        "gzipDigest": "sha256:" + hashlib.sha256(body).hexdigest(),
+        "gzipSize": len(body),
+        "tarDigest": "sha256:" + hashlib.sha256(gzip.decompress(body)).hexdigest(),
+    }
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
@@ -258,6 +271,7 @@ def _stored_state(data_dir: Path) -> tuple[list[str], list[str]]:
         (lambda e: e.update(gzipSize=e["gzipSize"] + 1), "gzipSize: the request says"),
         (lambda e: e.update(location="data:not base64!"), "not valid base64"),
         (lambda e: e.update(location="data:aGVsbG8="), "not a .tar.gz layer"),
+        (lambda e: e.update(**_gzip_of_not_a_tar()), "does not hold a valid tar archive"),
         (lambda e: e.update(location="data:" + "A" * 2000), "over the limit of 1000"),
     ],
 )
@@ -326,6 +340,7 @@ async def test_api_key_is_required_when_configured(make_api) -> None:
 async def test_fusion_container_config_points_back_at_this_proxy(
     api: TestClient, fusion_dir: Path
 ) -> None:
+    assert (await api.get("/fusion/latest-arm64.json")).status == 200
     response = await api.get(f"/fusion/v{FUSION_VERSION}-arm64.json")
     assert response.status == 200
     config = await response.json()

@@ -67,6 +67,9 @@ class FusionLayers:
         return cls(layers)
 
     def get(self, version: str, arch: str) -> FusionLayer | None:
+        """`latest` names the current version; a leading `v` is optional (v0.1.0 = 0.1.0)."""
+        if version == "latest" and self.current:
+            version = self.current
         return self._layers.get((version.removeprefix("v"), arch)) or self._layers.get(
             (version, arch)
         )

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import io
 import json
+import tarfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +84,18 @@ def describe(chunks: Iterable[bytes], where: str) -> LayerDescriptor:
         raise LayerRejected(f"{where}: not a .tar.gz layer: {exc}") from None
 
 
+def check_tar(gzip_bytes: bytes, where: str) -> None:
+    """A gzip stream of something other than a tar archive would only fail later, in a pull."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(gzip_bytes), mode="r:gz") as tar:
+            for _ in tar:
+                pass
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise LayerRejected(
+            f"{where}: the .tar.gz does not hold a valid tar archive: {exc}"
+        ) from None
+
+
 class LayerResolver:
     def __init__(
         self,
@@ -108,6 +122,7 @@ class LayerResolver:
                 body = decode_data_layer(request, where, self.limits.data_location_chars)
                 descriptor = describe([body], where)
                 verify(descriptor, request, where)
+                check_tar(body, where)
                 decoded[i] = (body, descriptor)
         self._check_fusion(requests, platforms)
         fetched = {  # phase 2: remote layers, each checked before it is kept
