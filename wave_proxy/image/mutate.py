@@ -49,12 +49,16 @@ class ConfigChanges:
 
     entrypoint, cmd and working_dir replace the image's values when given; env entries
     (`NAME=value`) replace a variable of the same name in place or are appended.
+    entrypoint_prefix wraps instead of replacing (the Fusion launcher): it goes in front of the
+    image's Entrypoint, so `docker run IMAGE [ARGS]` still runs the image's own command through
+    it, and a user's `--entrypoint` still bypasses it. Wrapping is idempotent.
     """
 
     entrypoint: tuple[str, ...] | None = None
     cmd: tuple[str, ...] | None = None
     working_dir: str | None = None
     env: tuple[str, ...] = field(default_factory=tuple)
+    entrypoint_prefix: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         for entry in self.env:
@@ -71,6 +75,7 @@ class ConfigChanges:
             "cmd": self.cmd,
             "workingDir": self.working_dir,
             "env": list(self.env),
+            "entrypointPrefix": list(self.entrypoint_prefix),
         }
 
 
@@ -205,12 +210,24 @@ def apply_config_changes(runtime: dict[str, Any], changes: ConfigChanges) -> Non
     """Apply `changes` in place to the `config` section of an image config."""
     if changes.entrypoint is not None:
         runtime["Entrypoint"] = list(changes.entrypoint)
+    if changes.entrypoint_prefix:
+        runtime["Entrypoint"] = wrap_entrypoint(
+            changes.entrypoint_prefix, runtime.get("Entrypoint")
+        )
     if changes.cmd is not None:
         runtime["Cmd"] = list(changes.cmd)
     if changes.working_dir is not None:
         runtime["WorkingDir"] = changes.working_dir
     if changes.env:
         runtime["Env"] = merge_env(runtime.get("Env") or [], changes.env)
+
+
+def wrap_entrypoint(prefix: Sequence[str], current: Any) -> list[str]:
+    """`prefix` + the current Entrypoint (null, a list, or a lone string), unless already there."""
+    existing = [current] if isinstance(current, str) else list(current or [])
+    if existing[: len(prefix)] == list(prefix):
+        return existing
+    return [*prefix, *existing]
 
 
 def merge_env(current: Sequence[str], updates: Sequence[str]) -> list[str]:

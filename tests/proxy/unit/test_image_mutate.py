@@ -102,6 +102,31 @@ def test_config_changes_replace_entrypoint_cmd_and_workdir():
     assert result["Labels"] == {"x": "y"}
 
 
+@pytest.mark.parametrize(
+    ("entrypoint", "wrapped"),
+    [
+        (None, ["/usr/bin/fusion"]),
+        (["/bin/sh", "-c"], ["/usr/bin/fusion", "/bin/sh", "-c"]),
+        ("/app", ["/usr/bin/fusion", "/app"]),
+        (["/usr/bin/fusion", "/app"], ["/usr/bin/fusion", "/app"]),
+    ],
+    ids=["none", "list", "string", "already-wrapped"],
+)
+def test_entrypoint_prefix_wraps_the_image_entrypoint_and_keeps_cmd(entrypoint, wrapped):
+    config = json.loads(config_bytes())
+    config["config"]["Entrypoint"] = entrypoint
+    changes = ConfigChanges(entrypoint_prefix=("/usr/bin/fusion",))
+    result = augment_config(config, [LAYER], changes)["config"]
+    assert result["Entrypoint"] == wrapped
+    assert result["Cmd"] == ["sh"]
+
+
+def test_entrypoint_prefix_also_wraps_a_replacement_entrypoint():
+    changes = ConfigChanges(entrypoint=("/new",), entrypoint_prefix=("/launch", "--"))
+    result = augment_config(json.loads(config_bytes()), [], changes)["config"]
+    assert result["Entrypoint"] == ["/launch", "--", "/new"]
+
+
 def test_env_changes_replace_by_name_in_place_and_append_new_ones():
     assert merge_env(["PATH=/bin", "A=1"], ["A=2", "B=3", "PATH=/usr/bin:/bin"]) == [
         "PATH=/usr/bin:/bin",
