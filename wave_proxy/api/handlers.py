@@ -218,7 +218,8 @@ async def fusion_config(request: web.Request) -> web.Response:
     layer = request.app[FUSION].get(version, arch)
     if layer is None:
         raise ApiError(404, f"no Fusion layer {version} for {arch or '?'} on this proxy")
-    location = f"{request.scheme}://{_host(request)}/fusion/{layer.version}/fusion-{arch}.tar.gz"
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme)  # TLS at a load balancer
+    location = f"{scheme}://{_host(request)}/fusion/{layer.version}/fusion-{arch}.tar.gz"
     return _json(layer.container_config(location))
 
 
