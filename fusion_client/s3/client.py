@@ -363,7 +363,7 @@ class S3Client:
     # -- internals ------------------------------------------------------------------------
 
     def _new_object_headers(self, key: str, metadata: Mapping[str, str] | None) -> dict[str, str]:
-        """Headers every new object gets: user metadata, server-side encryption and tags."""
+        """Headers every new object gets: user metadata, encryption, storage class and tags."""
         headers: dict[str, str] = {}
         for name, value in (metadata or {}).items():
             if not (name.isascii() and str(value).isascii()):
@@ -373,6 +373,8 @@ class S3Client:
             headers["x-amz-server-side-encryption"] = self.config.sse
             if self.config.sse == "aws:kms" and self.config.sse_kms_key_id:
                 headers["x-amz-server-side-encryption-aws-kms-key-id"] = self.config.sse_kms_key_id
+        if self.config.storage_class:
+            headers["x-amz-storage-class"] = self.config.storage_class
         tagging = self.config.tags.header_for(key)
         if tagging:
             headers["x-amz-tagging"] = tagging
@@ -467,6 +469,8 @@ class S3Client:
         query = canonical_query(call.query)
         url = target.path + ("?" + query if query else "")
         headers = {"Host": target.host_header, **call.headers}
+        if self.config.requester_pays:
+            headers["x-amz-request-payer"] = "requester"
         body_length = _body_length(call.body)
         if call.body is not None or call.method in ("PUT", "POST"):
             headers["Content-Length"] = str(body_length)

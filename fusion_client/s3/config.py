@@ -12,6 +12,8 @@ Environment (read by S3Config.from_env):
       and hashing every uploaded byte would cost CPU). Small XML bodies are always signed.
   FUSION_AWS_SERVER_SIDE_ENCRYPTION=AES256|aws:kms, FUSION_AWS_SSEKMS_KEY_ID=key id or ARN
   FUSION_TAGS=Nextflow tag rules (see tags.py)
+  FUSION_AWS_STORAGE_CLASS=STANDARD_IA|INTELLIGENT_TIERING|...   storage class of new objects
+  FUSION_AWS_REQUESTER_PAYS=true     read requester-pays buckets (adds x-amz-request-payer)
   FUSION_AWS_ANONYMOUS=true          unsigned requests (public buckets)
   FUSION_S3_MAX_ATTEMPTS (8), FUSION_S3_RETRY_BASE_DELAY (0.1 s), FUSION_S3_RETRY_MAX_DELAY
       (20 s): retries with exponential backoff and full jitter
@@ -101,6 +103,8 @@ class S3Config:
     sse: str | None = None
     sse_kms_key_id: str | None = None
     tags: TagRules = field(default_factory=TagRules)
+    storage_class: str | None = None
+    requester_pays: bool = False
     anonymous: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = 30.0
@@ -134,6 +138,8 @@ class S3Config:
             sse=sse,
             sse_kms_key_id=kms_key,
             tags=TagRules.parse(environ.get("FUSION_TAGS", "")),
+            storage_class=environ.get("FUSION_AWS_STORAGE_CLASS") or None,
+            requester_pays=_optional_bool(environ, "FUSION_AWS_REQUESTER_PAYS") or False,
             anonymous=_optional_bool(environ, "FUSION_AWS_ANONYMOUS") or False,
             retry=RetryPolicy(
                 max_attempts=int(environ.get("FUSION_S3_MAX_ATTEMPTS", 8)),

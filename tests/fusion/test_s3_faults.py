@@ -193,3 +193,10 @@ def test_clock_skew_reported_by_s3_is_corrected(s3rver, fault_proxy, bucket_with
     assert client.list_page(bucket, "").objects  # re-signed with S3's time and accepted
     assert 115 < client._clock_skew < 125
     assert client.stats.retries == 0
+
+
+def test_requester_pays_header_is_sent_and_signed(s3rver, fault_proxy, bucket_with_object):
+    bucket, _ = bucket_with_object
+    client = through_proxy(s3rver, fault_proxy, FUSION_AWS_REQUESTER_PAYS="true")
+    assert client.head_object(bucket, "obj").size > 0  # s3rver verified the signature
+    assert b"x-amz-request-payer: requester" in fault_proxy.last_request_head.lower()

@@ -103,3 +103,15 @@ def test_kms_encryption_applies_to_puts_uploads_and_copies(moto_s3: S3Server):
     for key in ("put", "mp", "copy"):
         head = s3.head_object(Bucket=bucket, Key=key)
         assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", key_id), key
+
+
+def test_storage_class_of_new_objects(moto_s3: S3Server):
+    client = make_client(moto_s3, FUSION_AWS_STORAGE_CLASS="STANDARD_IA")
+    bucket = moto_s3.new_bucket()
+    client.put_object(bucket, "put", b"x")
+    upload_id = client.create_multipart_upload(bucket, "mp")
+    part = client.upload_part(bucket, "mp", upload_id, 1, b"y")
+    client.complete_multipart_upload(bucket, "mp", upload_id, [(1, part)])
+    s3 = moto_s3.boto3_client()
+    for key in ("put", "mp"):
+        assert s3.head_object(Bucket=bucket, Key=key)["StorageClass"] == "STANDARD_IA", key

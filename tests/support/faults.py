@@ -51,6 +51,7 @@ class FaultProxy:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.down = False
         self.requests = 0
+        self.last_request_head = b""
         self.connections = 0
         self.injected = 0
         self._faults: list[_Fault] = []
@@ -168,6 +169,7 @@ class FaultProxy:
                 if head is None or self.down:
                     graceful = head is None
                     return
+                self.last_request_head = head
                 method, target = head.split(b" ", 2)[:2]
                 method_s, target_s = method.decode(), target.decode()
                 fault = self._take(method_s, target_s)
