@@ -140,6 +140,12 @@ def select_modules(root: Path, arch: Arch, client_root: Path, work: Path) -> Mod
     if result.returncode != 0:
         raise LayerBuildError(f"selecting the stdlib modules failed:\n{result.stderr[-3000:]}")
     chosen = json.loads(result.stdout)
+    if chosen["unresolved"]:
+        raise LayerBuildError(
+            f"fusion_client imports {', '.join(chosen['unresolved'])}, which the layer's Python "
+            "does not ship: the client must stay stdlib-only (see EXCLUDED_MODULES in "
+            "wave_proxy/layerbuild/runtime.py)"
+        )
     client_dir = work / "client"
     client = {
         path.relative_to(client_dir).as_posix(): path.read_bytes()

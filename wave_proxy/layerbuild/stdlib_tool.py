@@ -12,9 +12,11 @@ REQUEST: {"client_root": dir holding fusion_client/, "stdlib": .../lib/python3.1
           "baseline": [module names always shipped], "excludes": [module names never shipped],
           "zip_path": output zip, "zip_location": the zip's path in the layer,
           "client_out": output dir for fusion_client/, "client_location": its path in the layer}
-RESULT:  {"extensions": [module names found as lib-dynload files], "modules": count}
+RESULT:  {"extensions": [module names found as lib-dynload files], "modules": count,
+          "unresolved": [client imports that the shipped stdlib does not have]}
 """
 
+import contextlib
 import json
 import modulefinder
 import os
@@ -51,21 +53,31 @@ def stdlib_needed(request, client_files):
     """Stdlib modules imported, transitively, by the baseline and by every client file.
 
     The client's own imports (relative, or of fusion_client) need no resolving: the whole
-    package is shipped. Imports that fail to resolve are left out, as modulefinder does.
+    package is shipped. Its other imports must resolve in the shipped stdlib, or they are
+    reported (the client must stay stdlib-only); inside the stdlib, imports that fail to
+    resolve are optional ones and are left out, as modulefinder does.
     """
     stdlib = request["stdlib"]
     dynload = os.path.join(stdlib, "lib-dynload")
     finder = modulefinder.ModuleFinder(path=[stdlib, dynload], excludes=request["excludes"])
-    wanted = [(name, None) for name in request["baseline"]]
+    for name in request["baseline"]:
+        finder.import_hook(name)
+    unresolved = set()
     for path in client_files:
         with open(path, "rb") as f:
             code = compile(f.read(), path, "exec", dont_inherit=True)
-        wanted += [i for i in absolute_imports(code) if i[0].split(".")[0] != CLIENT]
-    for name, fromlist in wanted:
-        try:
-            finder.import_hook(name, None, fromlist)
-        except ImportError:
-            finder.badmodules.setdefault(name, {})
+        for name, fromlist in absolute_imports(code):
+            if name.split(".")[0] == CLIENT:
+                continue
+            try:
+                finder.import_hook(name)
+            except ImportError:
+                unresolved.add(name)
+                continue
+            for item in fromlist or ():
+                # `from a import b`: b may be a submodule to ship, or just a name in a.
+                with contextlib.suppress(ImportError):
+                    finder.import_hook(name, None, [item])
     sources, extensions = {}, []
     for name, module in finder.modules.items():
         path = module.__file__
@@ -75,7 +87,7 @@ def stdlib_needed(request, client_files):
             sources[os.path.relpath(path, stdlib)] = path
         elif os.path.dirname(path) == dynload:
             extensions.append(name)
-    return sources, sorted(extensions)
+    return sources, sorted(extensions), sorted(unresolved)
 
 
 def compile_source(source, location):
@@ -116,10 +128,11 @@ def main(request_path):
     with open(request_path) as f:
         request = json.load(f)
     client = client_sources(request["client_root"])
-    sources, extensions = stdlib_needed(request, list(client.values()))
+    sources, extensions, unresolved = stdlib_needed(request, list(client.values()))
     write_zip(sources, request["zip_path"], request["zip_location"])
     write_tree(client, request["client_out"], request["client_location"])
-    json.dump({"extensions": extensions, "modules": len(sources)}, sys.stdout)
+    result = {"extensions": extensions, "modules": len(sources), "unresolved": unresolved}
+    json.dump(result, sys.stdout)
 
 
 if __name__ == "__main__":
