@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -19,6 +21,8 @@ from wave_proxy.remote_layers import RemoteLayerFetcher
 from wave_proxy.server import handlers as registry
 
 DEFAULT_FUSION_LAYERS = REPO / "layers" / "out"  # `wavectl layer build` output in a checkout
+
+log = logging.getLogger("wave_proxy.api")
 
 
 def setup_api(
@@ -64,8 +68,25 @@ async def _lifecycle(
         proxy.store, proxy.registries, resolver, TokenStore(proxy.store, clock), options
     )
     app[api.FUSION] = fusion
+    _log_setup(settings, fusion, fusion_dir)
     app[api.API_KEYS] = settings.api_keys
     try:
         yield
     finally:
         await fetcher.close()
+
+
+def _log_setup(settings: Settings, fusion: FusionLayers, fusion_dir: Path) -> None:
+    store = "redis (shared)" if settings.store else "sqlite"
+    keys = f"{len(settings.api_keys)} API key(s)" if settings.api_keys else "open (no API key)"
+    log.info("Wave API: %s store, %s, tokens live %ds", store, keys, settings.token_ttl)
+    layers = fusion.all_current()
+    if layers:
+        arches = ", ".join(layer.arch for layer in layers)
+        log.info("Fusion layer %s (%s) from %s", fusion.current, arches, fusion_dir)
+    else:
+        log.warning(
+            "no Fusion layer in %s: Fusion requests get a 400 until `wavectl layer build` and "
+            "--fusion-layers",
+            fusion_dir,
+        )
