@@ -36,6 +36,7 @@ IMDS_ENDPOINT = "http://169.254.169.254"
 REFRESH_AHEAD = 15 * 60.0
 MANDATORY_AHEAD = 60.0
 ADVISORY_RETRY_INTERVAL = 30.0
+FAILURE_MEMORY = 5.0  # a failed load is answered from memory this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +232,7 @@ class CredentialChain:
         self._current: Credentials | None = None
         self._source: CredentialSource | None = None
         self._next_advisory = 0.0  # earliest time of the next refresh in the advisory window
+        self._failure: tuple[CredentialsError | None, float] = (None, 0.0)  # last, and when
 
     @classmethod
     def from_env(
@@ -267,7 +269,15 @@ class CredentialChain:
             return self._current or current
         with self._lock:
             if self._current is None or self._due(self._current, MANDATORY_AHEAD):
-                self._refresh_locked()
+                failed, when = self._failure
+                if failed is not None and self._clock() - when < FAILURE_MEMORY:
+                    raise failed  # every request must not probe every source again
+                try:
+                    self._refresh_locked()
+                except CredentialsError as exc:
+                    self._failure = (exc, self._clock())
+                    raise
+                self._failure = (None, 0.0)
             assert self._current is not None
             return self._current
 
@@ -275,6 +285,7 @@ class CredentialChain:
         """Forget the current credentials (S3 said they expired); the next get() reloads."""
         with self._lock:
             self._current = None
+            self._failure = (None, 0.0)
 
     def _due(self, creds: Credentials, ahead: float) -> bool:
         return creds.expires_at is not None and self._clock() >= creds.expires_at - ahead

@@ -330,3 +330,16 @@ def test_short_lived_credentials_are_not_refreshed_on_every_use(metadata):
     clock.now += 31
     chain.get()
     assert metadata.issued == 3
+
+
+def test_a_failed_load_is_remembered_briefly_instead_of_probing_on_every_request(metadata):
+    clock = Clock()
+    metadata.failing = True
+    chain = CredentialChain([InstanceMetadataSource(metadata.url)], clock=clock)
+    for _ in range(5):
+        with pytest.raises(CredentialsError):
+            chain.get()
+    assert len(metadata.requests) == 2  # one probe: token PUT, then the failing role GET
+    metadata.failing = False
+    clock.now += 6
+    assert chain.get().token == "session-1"
