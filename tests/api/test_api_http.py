@@ -7,6 +7,7 @@ import dataclasses
 import gzip
 import hashlib
 import json
+import random
 import sqlite3
 import time
 from datetime import datetime
@@ -449,3 +450,14 @@ async def test_image_that_cannot_be_augmented_is_refused_not_served_unchanged(
     status, answer = await submit(api, request)
     assert status == 400
     assert "not a runnable image" in answer["message"]
+
+
+async def test_data_layer_of_nine_mib_is_accepted(api: TestClient) -> None:
+    """Near the incumbent's ~10 MiB data: limit, far above the registry side's body limit."""
+    layer = wave_layer({"opt/blob.bin": random.Random(7).randbytes(9 << 20)})
+    assert len(layer.entry()["location"]) < 14_000_000
+    request = {"containerImage": "busybox:1", "containerConfig": {"layers": [layer.entry()]}}
+    status, body = await submit(api, request)
+    assert status == 200, body
+    manifest, _ = await pull_manifest(api, body["targetImage"])
+    assert manifest["layers"][-1]["size"] == len(layer.gzip)
