@@ -20,6 +20,7 @@ from tests.api.conftest import FUSION_VERSION, WaveLayer, submit, tar_names, wav
 from tests.api.nfwave import FUSION_ENV, nf_wave_request
 from tests.support.images import Pusher, Shapes
 from tests.support.registry import Registry
+from wave_proxy.api import handlers
 from wave_proxy.api.handlers import SERVICE
 from wave_proxy.api.layers import LayerLimits
 from wave_proxy.config import Settings
@@ -461,3 +462,11 @@ async def test_data_layer_of_nine_mib_is_accepted(api: TestClient) -> None:
     assert status == 200, body
     manifest, _ = await pull_manifest(api, body["targetImage"])
     assert manifest["layers"][-1]["size"] == len(layer.gzip)
+
+
+async def test_oversized_request_body_is_a_413(api: TestClient, monkeypatch) -> None:
+    monkeypatch.setattr(handlers, "MAX_BODY", 1024)
+    request = {"containerImage": "busybox:1", "padding": "x" * 4096}
+    status, body = await submit(api, request)
+    assert status == 413
+    assert "request body is over" in body["message"]
