@@ -227,6 +227,7 @@ def test_failed_refresh_keeps_valid_credentials_until_they_expire(metadata):
     with pytest.raises(CredentialsError, match="EC2 instance metadata"):
         chain.get()
     metadata.failing = False
+    clock.now += 6  # past the few seconds a failure is remembered
     assert chain.get().token == "session-2"
 
 
