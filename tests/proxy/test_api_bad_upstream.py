@@ -205,6 +205,27 @@ async def test_cached_blob_is_served_while_upstream_is_down(fake):
     assert part.status == 206 and await part.read() == BLOB[4:10]
 
 
+async def test_concurrent_cold_blob_requests_share_one_upstream_download(fake):
+    script, client = fake
+    script.slow_blobs = 0.05
+    digest = sha256_digest(BLOB)
+    path = f"/v2/org/tool/blobs/{digest}"
+    await client.head(path)  # upstream confirms org/tool has it: followers may join
+    leader = asyncio.create_task(client.get(path))
+    cache = client.app[BLOB_CACHE]
+    for _ in range(400):  # until the leader's download has started filling the cache
+        if cache.filling(digest) is not None:
+            break
+        await asyncio.sleep(0.005)
+    followers = [client.get(path), client.get(path, headers={"Range": "bytes=10-19"})]
+    responses = [await leader, *await asyncio.gather(*followers)]
+    bodies = [await response.read() for response in responses]
+    assert bodies == [BLOB, BLOB, BLOB[10:20]]
+    assert [r.status for r in responses] == [200, 200, 206]
+    blob_gets = [s for s in script.seen if s[0] == "GET" and "/blobs/" in s[1]]
+    assert len(blob_gets) == 1
+
+
 async def test_cached_blob_is_not_served_under_another_repository(fake):
     script, client = fake
     digest = sha256_digest(BLOB)

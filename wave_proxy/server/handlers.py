@@ -16,7 +16,7 @@ from wave_proxy.image.digest import parse_digest
 from wave_proxy.image.reference import ImageName, route_name
 from wave_proxy.server.errors import RegistryError
 from wave_proxy.server.ranges import Unsatisfiable, parse_range
-from wave_proxy.store.blobcache import BlobCache, CacheWriter
+from wave_proxy.store.blobcache import BlobCache, CacheWriter, FillBrokenOff
 from wave_proxy.store.blobs import BlobStore
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,8 @@ async def blob(request: web.Request, name: ImageName, digest: str) -> web.Stream
         if cache is not None and (hit := cache.lookup(digest)) is not None:
             path, size = hit
             return await _serve_local(request, digest, size, OCTET_STREAM, path)
+        if cache is not None and (fill := cache.filling(digest)) is not None:
+            return await _serve_local(request, digest, fill.size, OCTET_STREAM, fill)
     return await _relay_upstream(request, name, digest)
 
 
@@ -122,9 +124,14 @@ def _blob_headers(digest: str) -> dict[str, str]:
 
 
 async def _serve_local(
-    request: web.Request, digest: str, size: int, content_type: str, source: bytes | Path
+    request: web.Request,
+    digest: str,
+    size: int,
+    content_type: str,
+    source: bytes | Path | CacheWriter,
 ) -> web.StreamResponse:
-    """Serve bytes or a file we hold, honouring Range; files go out with sendfile."""
+    """Serve bytes, a file we hold (with sendfile) or a cache fill in progress, honouring
+    Range."""
     headers = _blob_headers(digest)
     try:
         spec = parse_range(request.headers.get("Range"))
@@ -142,8 +149,10 @@ async def _serve_local(
     if request.method == "GET" and length:
         if isinstance(source, bytes):
             await response.write(source[start : start + length])
-        else:
+        elif isinstance(source, Path):
             await _send_file(request, response, source, start, length)
+        elif not await _follow(response, source, start, length):
+            return response
     await response.write_eof()
     return response
 
@@ -165,6 +174,18 @@ async def _send_file(
                     raise OSError(f"blob {path.name} is shorter than recorded") from None
                 length -= len(chunk)
                 await response.write(chunk)
+
+
+async def _follow(response: web.StreamResponse, fill: CacheWriter, start: int, length: int) -> bool:
+    """Stream a blob another request is downloading; False if that download broke off."""
+    try:
+        async for chunk in fill.follow(start, length):
+            await response.write(chunk)
+    except FillBrokenOff as exc:
+        log.warning("%s; cutting the connection so the client retries", exc)
+        response.force_close()
+        return False
+    return True
 
 
 def _unsatisfiable(headers: dict[str, str], content_range: str) -> web.Response:

@@ -3,8 +3,9 @@
 Warm pulls are then served from local disk with sendfile (no upstream round trip, no bytes
 through Python) and keep working while the upstream is down. Entries are verified against their
 digest before they are published, and the least recently used go first when the cache is full.
-Only complete, plain GETs fill it; concurrent cold requests for one blob stream independently,
-and only the first of them writes.
+Only complete, plain GETs fill it. While a blob is being filled, other requests for it follow
+the fill (read the growing file) instead of opening their own upstream download, so a cluster
+pulling one new image at once costs the upstream one download per blob.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from wave_proxy.image.digest import parse_digest
@@ -23,13 +25,19 @@ from wave_proxy.store.blobs import read_chunks
 
 log = logging.getLogger(__name__)
 
+FOLLOW_CHUNK = 1 << 20
+
+
+class FillBrokenOff(Exception):
+    """The fill a request was following stopped before the blob was complete."""
+
 
 class BlobCache:
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = root
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._filling: set[str] = set()
+        self._filling: dict[str, CacheWriter] = {}
         self._commits: set[asyncio.Future[bool]] = set()
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         for stale in (root / "tmp").iterdir():  # left by a crash mid-write
@@ -53,6 +61,11 @@ class BlobCache:
             return None
         return path, size
 
+    def filling(self, digest: str) -> CacheWriter | None:
+        """The fill in progress for this blob, to follow; None when there is none."""
+        with self._lock:
+            return self._filling.get(digest)
+
     def writer(self, digest: str, size: int) -> CacheWriter | None:
         """A writer to fill the cache with this blob, None when it should not be cached now."""
         if size > self.max_bytes or self.path(digest).exists():
@@ -60,16 +73,13 @@ class BlobCache:
         with self._lock:
             if digest in self._filling:
                 return None
-            self._filling.add(digest)
-        try:
             fd, name = tempfile.mkstemp(dir=self.root / "tmp")
-        except OSError:
-            self._done(digest)
-            raise
-        return CacheWriter(self, digest, size, fd, Path(name))
+            writer = self._filling[digest] = CacheWriter(self, digest, size, fd, Path(name))
+        return writer
 
     def commit_soon(self, writer: CacheWriter) -> None:
         """Verify and publish in a worker thread, without holding up the client's connection."""
+        writer.finish()
         future = asyncio.get_running_loop().run_in_executor(None, writer.commit)
         self._commits.add(future)
         future.add_done_callback(self._commits.discard)
@@ -81,7 +91,7 @@ class BlobCache:
 
     def _done(self, digest: str) -> None:
         with self._lock:
-            self._filling.discard(digest)
+            self._filling.pop(digest, None)
 
     def _publish(self, digest: str, tmp: Path, size: int) -> None:
         target = self.path(digest)
@@ -105,47 +115,83 @@ class BlobCache:
 
 
 class CacheWriter:
-    """Collects one blob as it streams; `commit` (run in a thread) verifies and publishes it."""
+    """One blob being collected as it streams. Made, written and followed on the event loop;
+    `commit` runs in a worker thread to verify and publish it."""
 
     def __init__(self, cache: BlobCache, digest: str, size: int, fd: int, tmp: Path) -> None:
         self._cache = cache
         self._digest = digest
-        self._size = size
+        self.size = size
         self._file = os.fdopen(fd, "wb")
         self._tmp = tmp
         self._written = 0
         self._failed = False
+        self._finished = False
+        self._aborted = False
+        self._progress = asyncio.Event()
 
     def write(self, chunk: bytes) -> None:
-        """Buffered write into the page cache: cheap enough for the event loop. Never raises:
-        a full disk only means this blob is not cached."""
+        """Write through to the page cache (followers read it at once); cheap enough for the
+        event loop. Never raises: a full disk only means this blob is not cached."""
         if self._failed:
             return
         try:
             self._file.write(chunk)
+            self._file.flush()
         except OSError as exc:
             log.warning("not caching %s: %s", self._digest, exc)
             self._failed = True
         self._written += len(chunk)
+        self._wake()
+
+    def finish(self) -> None:
+        """The stream is complete: followers may read to the end."""
+        self._finished = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._progress.set()
+        self._progress = asyncio.Event()
+
+    async def follow(self, start: int, length: int) -> AsyncIterator[bytes]:
+        """The bytes [start, start+length) as they arrive; FillBrokenOff if the fill stops."""
+        try:
+            f = self._tmp.open("rb")  # the descriptor outlives the rename that publishes it
+        except FileNotFoundError:  # published (or dropped) just now
+            try:
+                f = self._cache.path(self._digest).open("rb")
+            except FileNotFoundError:
+                raise FillBrokenOff(f"the download of {self._digest} failed") from None
+        with f:
+            position, end = start, start + length
+            while position < end:
+                available = min(self._written, end) - position
+                if available > 0 and not self._failed:
+                    chunk = os.pread(f.fileno(), min(available, FOLLOW_CHUNK), position)
+                    position += len(chunk)
+                    yield chunk
+                elif self._failed or (self._aborted and not self._finished):
+                    raise FillBrokenOff(f"the download of {self._digest} broke off")
+                else:
+                    await self._progress.wait()
 
     def commit(self) -> bool:
         """fsync, check length and digest, publish. False (and nothing kept) on any mismatch."""
         try:
-            if self._failed or self._written != self._size:
+            if self._failed or self._written != self.size:
                 return False
-            self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
             if not self._matches():
                 log.warning("not caching %s: content does not match its digest", self._digest)
                 return False
-            self._cache._publish(self._digest, self._tmp, self._size)
+            self._cache._publish(self._digest, self._tmp, self.size)
             return True
         except OSError as exc:
             log.warning("not caching %s: %s", self._digest, exc)
             return False
         finally:
-            self.abort()
+            self._release()
 
     def _matches(self) -> bool:
         algorithm, encoded = parse_digest(self._digest)
@@ -156,6 +202,12 @@ class CacheWriter:
         return hasher.hexdigest() == encoded
 
     def abort(self) -> None:
+        """The stream broke off (on the event loop): followers are cut, nothing is kept."""
+        self._aborted = True
+        self._wake()
+        self._release()
+
+    def _release(self) -> None:
         with contextlib.suppress(OSError):
             self._file.close()
         self._tmp.unlink(missing_ok=True)

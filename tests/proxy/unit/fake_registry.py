@@ -38,6 +38,7 @@ class Script:
     delay: float = 0.0
     down: bool = False  # answer 503 to everything
     break_blobs: bool = False  # send half a blob, then drop the connection
+    slow_blobs: float = 0.0  # seconds between the four parts of a blob body
     not_found_code: str = ""  # OCI error code in 404 bodies
     token_requests: list[dict[str, str]] = field(default_factory=list)
     issued: int = 0
@@ -91,6 +92,14 @@ def fake_registry(script: Script, cdn_url: list[str]) -> web.Application:
         if script.redirect_blobs:
             raise web.HTTPTemporaryRedirect(f"{cdn_url[0]}/cdn/{ref}")
         body = script.blobs.get(ref, BLOB)
+        if script.slow_blobs:
+            response = web.StreamResponse(headers={"Content-Length": str(len(body))})
+            await response.prepare(request)
+            for i in range(4):
+                await asyncio.sleep(script.slow_blobs)
+                await response.write(body[i * len(body) // 4 : (i + 1) * len(body) // 4])
+            await response.write_eof()
+            return response
         if script.break_blobs:
             response = web.StreamResponse(headers={"Content-Length": str(len(body))})
             await response.prepare(request)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
 
-from wave_proxy.store.blobcache import BlobCache
+import pytest
+
+from wave_proxy.store.blobcache import BlobCache, FillBrokenOff
 
 
 def digest_of(data: bytes) -> str:
@@ -84,3 +87,49 @@ def test_reopening_counts_existing_entries_and_drops_partial_writes(tmp_path):
     fill(reopened, b"b" * 10)
     fill(reopened, b"c" * 10)
     assert reopened.lookup(digest_of(b"a" * 10)) is None, "the oldest made room"
+
+
+async def collect(fill, start: int, length: int) -> bytes:
+    return b"".join([chunk async for chunk in fill.follow(start, length)])
+
+
+async def test_a_follower_reads_a_fill_as_it_grows(tmp_path):
+    cache = BlobCache(tmp_path, 1000)
+    data = bytes(range(200))
+    writer = cache.writer(digest_of(data), len(data))
+    assert writer is not None and cache.filling(digest_of(data)) is writer
+    whole = asyncio.create_task(collect(writer, 0, len(data)))
+    part = asyncio.create_task(collect(writer, 150, 20))
+    for i in range(0, len(data), 50):
+        await asyncio.sleep(0.01)
+        writer.write(data[i : i + 50])
+    cache.commit_soon(writer)
+    assert await whole == data
+    assert await part == data[150:170]
+    await cache.settled()
+    assert cache.filling(digest_of(data)) is None
+    assert cache.lookup(digest_of(data)) is not None
+
+
+async def test_followers_are_cut_when_the_fill_breaks_off(tmp_path):
+    cache = BlobCache(tmp_path, 1000)
+    writer = cache.writer(digest_of(b"x" * 100), 100)
+    assert writer is not None
+    follower = asyncio.create_task(collect(writer, 0, 100))
+    writer.write(b"x" * 40)
+    await asyncio.sleep(0.01)
+    writer.abort()
+    with pytest.raises(FillBrokenOff):
+        await follower
+    assert cache.filling(digest_of(b"x" * 100)) is None
+
+
+async def test_a_follower_arriving_as_the_fill_is_published_reads_the_published_blob(tmp_path):
+    cache = BlobCache(tmp_path, 1000)
+    data = b"published"
+    writer = cache.writer(digest_of(data), len(data))
+    assert writer is not None
+    writer.write(data)
+    writer.finish()
+    assert writer.commit()
+    assert await collect(writer, 0, len(data)) == data
