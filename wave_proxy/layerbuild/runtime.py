@@ -106,7 +106,6 @@ class Modules:
     stdlib_zip: bytes
     client: dict[str, bytes]  # "fusion_client/x.pyc" -> bytecode
     extensions: tuple[str, ...]  # lib-dynload module names, e.g. "_ssl"
-    count: int
 
 
 def select_modules(root: Path, arch: Arch, client_root: Path, work: Path) -> Modules:
@@ -157,7 +156,6 @@ def select_modules(root: Path, arch: Arch, client_root: Path, work: Path) -> Mod
         stdlib_zip=(work / "python311.zip").read_bytes(),
         client=client,
         extensions=tuple(chosen["extensions"]),
-        count=chosen["modules"],
     )
 
 

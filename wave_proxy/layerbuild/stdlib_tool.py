@@ -12,7 +12,7 @@ REQUEST: {"client_root": dir holding fusion_client/, "stdlib": .../lib/python3.1
           "baseline": [module names always shipped], "excludes": [module names never shipped],
           "zip_path": output zip, "zip_location": the zip's path in the layer,
           "client_out": output dir for fusion_client/, "client_location": its path in the layer}
-RESULT:  {"extensions": [module names found as lib-dynload files], "modules": count,
+RESULT:  {"extensions": [module names found as lib-dynload files],
           "unresolved": [client imports that the shipped stdlib does not have]}
 """
 
@@ -24,12 +24,14 @@ import py_compile
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from types import CodeType
 
 CLIENT = "fusion_client"
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold: fixed, so reproducible
 
 
-def client_sources(client_root):
+def client_sources(client_root: str) -> dict[str, str]:
     """Every .py file of the client package, relative to client_root, in a stable order."""
     found = []
     for folder, dirs, files in os.walk(os.path.join(client_root, CLIENT)):
@@ -38,18 +40,20 @@ def client_sources(client_root):
     return {os.path.relpath(path, client_root): path for path in found}
 
 
-def absolute_imports(code):
+def absolute_imports(code: CodeType) -> Iterator[tuple[str, list[str] | None]]:
     """(name, fromlist) of every absolute import in a code object and the code nested in it."""
     for kind, args in modulefinder.ModuleFinder().scan_opcodes(code):
         if kind == "absolute_import":
             fromlist, name = args
             yield name, fromlist
     for const in code.co_consts:
-        if isinstance(const, type(code)):
+        if isinstance(const, CodeType):
             yield from absolute_imports(const)
 
 
-def stdlib_needed(request, client_files):
+def stdlib_needed(
+    request: dict, client_files: list[str]
+) -> tuple[dict[str, str], list[str], list[str]]:
     """Stdlib modules imported, transitively, by the baseline and by every client file.
 
     The client's own imports (relative, or of fusion_client) need no resolving: the whole
@@ -62,7 +66,7 @@ def stdlib_needed(request, client_files):
     finder = modulefinder.ModuleFinder(path=[stdlib, dynload], excludes=request["excludes"])
     for name in request["baseline"]:
         finder.import_hook(name)
-    unresolved = set()
+    unresolved: set[str] = set()
     for path in client_files:
         with open(path, "rb") as f:
             code = compile(f.read(), path, "exec", dont_inherit=True)
@@ -78,7 +82,8 @@ def stdlib_needed(request, client_files):
                 # `from a import b`: b may be a submodule to ship, or just a name in a.
                 with contextlib.suppress(ImportError):
                     finder.import_hook(name, None, [item])
-    sources, extensions = {}, []
+    sources: dict[str, str] = {}
+    extensions: list[str] = []
     for name, module in finder.modules.items():
         path = module.__file__
         if path is None:
@@ -90,7 +95,7 @@ def stdlib_needed(request, client_files):
     return sources, sorted(extensions), sorted(unresolved)
 
 
-def compile_source(source, location):
+def compile_source(source: str, location: str) -> bytes:
     """Unchecked-hash bytecode: no mtimes inside, never re-validated against a source."""
     with tempfile.TemporaryDirectory() as tmp:
         compiled = os.path.join(tmp, "module.pyc")
@@ -105,7 +110,7 @@ def compile_source(source, location):
             return f.read()
 
 
-def write_zip(sources, zip_path, zip_location):
+def write_zip(sources: dict[str, str], zip_path: str, zip_location: str) -> None:
     """Stored uncompressed: the layer's gzip compresses the whole better than per-file deflate."""
     with zipfile.ZipFile(zip_path, "w") as archive:
         for rel in sorted(sources):
@@ -116,7 +121,7 @@ def write_zip(sources, zip_path, zip_location):
             archive.writestr(info, code, compress_type=zipfile.ZIP_STORED)
 
 
-def write_tree(sources, out_dir, location):
+def write_tree(sources: dict[str, str], out_dir: str, location: str) -> None:
     for rel in sorted(sources):
         target = os.path.join(out_dir, rel[:-3] + ".pyc")
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -124,15 +129,14 @@ def write_tree(sources, out_dir, location):
             f.write(compile_source(sources[rel], f"{location}/{rel}"))
 
 
-def main(request_path):
+def main(request_path: str) -> None:
     with open(request_path) as f:
         request = json.load(f)
     client = client_sources(request["client_root"])
     sources, extensions, unresolved = stdlib_needed(request, list(client.values()))
     write_zip(sources, request["zip_path"], request["zip_location"])
     write_tree(client, request["client_out"], request["client_location"])
-    result = {"extensions": extensions, "modules": len(sources), "unresolved": unresolved}
-    json.dump(result, sys.stdout)
+    json.dump({"extensions": extensions, "unresolved": unresolved}, sys.stdout)
 
 
 if __name__ == "__main__":
