@@ -154,6 +154,7 @@ class S3Client:
         self._pools = PoolManager(
             max_connections=config.max_connections,
             timeout=config.timeout,
+            connect_timeout=config.connect_timeout,
             ca_bundle=config.ca_bundle,
             proxy_for=config.proxy_for,
         )

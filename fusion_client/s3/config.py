@@ -17,7 +17,8 @@ Environment (read by S3Config.from_env):
   FUSION_AWS_ANONYMOUS=true          unsigned requests (public buckets)
   FUSION_S3_MAX_ATTEMPTS (8), FUSION_S3_RETRY_BASE_DELAY (0.1 s), FUSION_S3_RETRY_MAX_DELAY
       (20 s): retries with exponential backoff and full jitter
-  FUSION_S3_TIMEOUT (30 s socket timeout), FUSION_S3_MAX_CONNECTIONS (64 per host)
+  FUSION_S3_TIMEOUT (30 s read timeout), FUSION_S3_CONNECT_TIMEOUT (5 s, TLS included),
+  FUSION_S3_MAX_CONNECTIONS (64 per host)
   AWS_CA_BUNDLE                      CA file for https endpoints
   HTTPS_PROXY / HTTP_PROXY (or lower case), NO_PROXY   an HTTP proxy for S3 traffic, reached
       with CONNECT tunnels (credential endpoints never use it)
@@ -108,6 +109,7 @@ class S3Config:
     anonymous: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = 30.0
+    connect_timeout: float = 5.0
     max_connections: int = 64
     ca_bundle: str | None = None
     https_proxy: Proxy | None = None
@@ -147,6 +149,7 @@ class S3Config:
                 max_delay=float(environ.get("FUSION_S3_RETRY_MAX_DELAY", 20.0)),
             ),
             timeout=float(environ.get("FUSION_S3_TIMEOUT", 30.0)),
+            connect_timeout=float(environ.get("FUSION_S3_CONNECT_TIMEOUT", 5.0)),
             max_connections=int(environ.get("FUSION_S3_MAX_CONNECTIONS", 64)),
             ca_bundle=environ.get("AWS_CA_BUNDLE") or None,
             https_proxy=_proxy(first("HTTPS_PROXY", "https_proxy")),

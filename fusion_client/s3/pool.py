@@ -27,12 +27,14 @@ class ConnectionPool:
         *,
         max_connections: int,
         timeout: float,
+        connect_timeout: float,
         ssl_context: ssl.SSLContext | None,
         proxy: Proxy | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._proxy = proxy
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
         self._ssl = ssl_context
         self._slots = threading.BoundedSemaphore(max_connections)
         self._idle: list[tuple[http.client.HTTPConnection, float]] = []
@@ -50,7 +52,17 @@ class ConnectionPool:
                     if now - since < IDLE_TIMEOUT:
                         return conn, True
                     conn.close()
-            return self._connect(), False
+            conn = self._new_connection()
+            try:
+                # A short connect timeout, so an unreachable endpoint fails fast (and is
+                # retried), then the longer read timeout for waiting on S3 itself.
+                conn.timeout = self._connect_timeout
+                conn.connect()
+                assert conn.sock is not None
+                conn.sock.settimeout(self._timeout)
+            finally:
+                conn.timeout = self._timeout
+            return conn, False
         except BaseException:
             self._slots.release()
             raise
@@ -71,7 +83,7 @@ class ConnectionPool:
         for conn, _ in idle:
             conn.close()
 
-    def _connect(self) -> http.client.HTTPConnection:
+    def _new_connection(self) -> http.client.HTTPConnection:
         ep, proxy = self.endpoint, self._proxy
         host, port = (proxy.host, proxy.port) if proxy else (ep.host, ep.port)
         conn: http.client.HTTPConnection
@@ -90,12 +102,14 @@ class PoolManager:
         *,
         max_connections: int,
         timeout: float,
+        connect_timeout: float,
         ca_bundle: str | None,
         proxy_for: Callable[[Endpoint], Proxy | None] = lambda endpoint: None,
     ) -> None:
         self._proxy_for = proxy_for
         self._max = max_connections
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
         self._ca_bundle = ca_bundle
         self._ssl: ssl.SSLContext | None = None  # built on first https use
         self._pools: dict[Endpoint, ConnectionPool] = {}
@@ -113,6 +127,7 @@ class PoolManager:
                         endpoint,
                         max_connections=self._max,
                         timeout=self._timeout,
+                        connect_timeout=self._connect_timeout,
                         ssl_context=self._ssl,
                         proxy=self._proxy_for(endpoint),
                     )

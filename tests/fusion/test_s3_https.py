@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,3 +100,23 @@ def test_untrusted_certificate_fails_at_once_with_a_clear_error(tls_s3rver: S3Se
     with pytest.raises(S3ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
         client.head_bucket("any-bucket")
     assert client.stats.retries == 0
+
+
+@pytest.mark.timeout(20)  # with the 30 s read timeout in play this would take minutes
+def test_a_server_that_never_answers_the_handshake_fails_at_the_connect_timeout():
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (backlog), never speaks TLS
+    try:
+        env = {
+            "AWS_ENDPOINT_URL": f"https://127.0.0.1:{silent.getsockname()[1]}",
+            "AWS_ACCESS_KEY_ID": "k",
+            "AWS_SECRET_ACCESS_KEY": "s",
+            "FUSION_S3_CONNECT_TIMEOUT": "0.2",
+            "FUSION_S3_MAX_ATTEMPTS": "3",
+            "FUSION_S3_RETRY_BASE_DELAY": "0.01",
+        }
+        client = S3Client.from_env(env)
+        with pytest.raises(S3ConnectionError, match="timed out"):
+            client.head_bucket("b")
+        assert client.stats.retries == 2
+    finally:
+        silent.close()
