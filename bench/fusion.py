@@ -88,29 +88,33 @@ def rss_anon_kib(pid: int) -> int:
 
 
 class PeakMemory:
-    """Samples RssAnon of watched processes every 20 ms and keeps each client's peak."""
+    """Samples RssAnon of watched processes every 20 ms; keeps the peak per client and workload."""
 
     def __init__(self) -> None:
-        self.peak_kib: dict[str, int] = {}
-        self._watched: dict[int, str] = {}
+        self.peak_kib: dict[tuple[str, str], int] = {}
+        self._watched: dict[int, tuple[str, str]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
         self._thread.start()
 
     @contextlib.contextmanager
-    def watching(self, client: str, pid: int) -> Iterator[None]:
+    def watching(self, client: str, workload: str, pid: int) -> Iterator[None]:
         with self._lock:
-            self._watched[pid] = client
+            self._watched[pid] = (client, workload)
         try:
             yield
         finally:
-            self._record(pid, client)
+            self._record(pid, (client, workload))
             with self._lock:
                 del self._watched[pid]
 
     def peak_mib(self, client: str) -> float:
-        return self.peak_kib.get(client, 0) / 1024
+        return max(kib for (name, _), kib in self.peak_kib.items() if name == client) / 1024
+
+    def peaks_mib(self, client: str) -> dict[str, float]:
+        """The client's peak during each workload."""
+        return {work: kib / 1024 for (name, work), kib in self.peak_kib.items() if name == client}
 
     def close(self) -> None:
         self._stop.set()
@@ -120,13 +124,13 @@ class PeakMemory:
         while not self._stop.wait(0.02):
             with self._lock:
                 watched = list(self._watched.items())
-            for pid, client in watched:
-                self._record(pid, client)
+            for pid, key in watched:
+                self._record(pid, key)
 
-    def _record(self, pid: int, client: str) -> None:
+    def _record(self, pid: int, key: tuple[str, str]) -> None:
         kib = rss_anon_kib(pid)
-        if kib > self.peak_kib.get(client, 0):
-            self.peak_kib[client] = kib
+        if kib > self.peak_kib.get(key, 0):
+            self.peak_kib[key] = kib
 
 
 # -- the clients -------------------------------------------------------------------------------
@@ -166,7 +170,7 @@ class Bench:
                         while file.read(8 * MiB):
                             pass
 
-    def boto3(self, warm: tuple[str, ...] = (), **job: object) -> float:
+    def boto3(self, workload: str, warm: tuple[str, ...], **job: object) -> float:
         """Run one boto3 job in its own process; the seconds its transfer took."""
         job |= {
             "endpoint": self.server.endpoint,
@@ -178,10 +182,11 @@ class Bench:
         process = subprocess.Popen(
             [sys.executable, "-c", _BOTO3, json.dumps(job)], stdout=subprocess.PIPE, text=True
         )
-        with self.memory.watching("boto3", process.pid):
+        with self.memory.watching("boto3", workload, process.pid):
             output, _ = process.communicate()
         if process.returncode:
             raise RuntimeError(f"boto3 {job['op']} failed with status {process.returncode}")
+        print(f"  {workload:6} boto3   {float(output):7.2f} s", flush=True)
         return float(output)
 
 
@@ -312,18 +317,24 @@ MOUNTS: tuple[type[MountedClient], ...] = (Fusion, S3fs, Rclone)
 
 
 def timed_on_fresh_mount(
-    bench: Bench, kind: type[MountedClient], warm: tuple[str, ...], action: Callable[[Path], None]
+    bench: Bench,
+    kind: type[MountedClient],
+    workload: str,
+    warm: tuple[str, ...],
+    action: Callable[[Path], None],
 ) -> float:
     """Seconds `action(bucket_root)` takes on a fresh mount with an empty cache."""
     client = kind(bench)
     try:
         bench.cold_start(warm)
-        with bench.memory.watching(client.name, client.process.pid):
+        with bench.memory.watching(client.name, workload, client.process.pid):
             start = time.perf_counter()
             action(client.root)
-            return time.perf_counter() - start
+            seconds = time.perf_counter() - start
     finally:
         client.stop()
+    print(f"  {workload:6} {client.name:7} {seconds:7.2f} s", flush=True)
+    return seconds
 
 
 # -- the workloads -----------------------------------------------------------------------------
@@ -399,6 +410,10 @@ def run(repeat: int, size_mib: int = 1024) -> list[Comparison]:
             assert server.service is not None
             server.service.stop()
     print(side_by_side(rows, size_mib, repeat), flush=True)
+    peaks = ", ".join(
+        f"{work} {mib:.1f}" for work, mib in sorted(bench.memory.peaks_mib("fusion").items())
+    )
+    print(f"\nfusion peak RssAnon by workload (MiB): {peaks}", flush=True)
     return comparisons(rows)
 
 
@@ -436,31 +451,46 @@ def measure(bench: Bench, repeat: int) -> list[Row]:
         print(f"bench.fusion: run {run_number + 1} of {repeat}", flush=True)
         by_boto3 = {metric: samples[metric]["boto3"] for metric in samples}
         by_boto3["seq"].append(
-            bench.boto3(("seq.bin",), op="download", object="seq.bin", path=str(staged))
+            bench.boto3("seq", ("seq.bin",), op="download", object="seq.bin", path=str(staged))
         )
         staged.unlink()
         by_boto3["random"].append(
             bench.boto3(
-                ("random.bin",), op="download", object="random.bin", path=str(staged), reads=offsets
+                "random",
+                ("random.bin",),
+                op="download",
+                object="random.bin",
+                path=str(staged),
+                reads=offsets,
             )
         )
         staged.unlink()
         key = f"written/boto3-{run_number}.bin"
         by_boto3["write"].append(
-            bench.boto3(("upload.bin",), op="upload", object=key, path=str(bench.upload_source))
+            bench.boto3(
+                "write", ("upload.bin",), op="upload", object=key, path=str(bench.upload_source)
+            )
         )
         s3.delete_object(Bucket=BUCKET, Key=key)
-        by_boto3["ls"].append(bench.boto3(("many",), op="list", prefix="many/"))
+        by_boto3["ls"].append(bench.boto3("ls", ("many",), op="list", prefix="many/"))
         for kind in MOUNTS:
             by_client = {metric: samples[metric][kind.name] for metric in samples}
             by_client["seq"].append(
                 timed_on_fresh_mount(
-                    bench, kind, ("seq.bin",), lambda root: read_sequentially(root / "seq.bin")
+                    bench,
+                    kind,
+                    "seq",
+                    ("seq.bin",),
+                    lambda root: read_sequentially(root / "seq.bin"),
                 )
             )
             by_client["random"].append(
                 timed_on_fresh_mount(
-                    bench, kind, ("random.bin",), lambda root: read_at(root / "random.bin", offsets)
+                    bench,
+                    kind,
+                    "random",
+                    ("random.bin",),
+                    lambda root: read_at(root / "random.bin", offsets),
                 )
             )
             key = f"written/{kind.name}-{run_number}.bin"
@@ -469,10 +499,12 @@ def measure(bench: Bench, repeat: int) -> list[Row]:
                 (root / "written").mkdir(exist_ok=True)
                 write_until_durable(bench, key, lambda: write_file(root / key, size, block))
 
-            by_client["write"].append(timed_on_fresh_mount(bench, kind, (), write))
+            by_client["write"].append(timed_on_fresh_mount(bench, kind, "write", (), write))
             s3.delete_object(Bucket=BUCKET, Key=key)
             by_client["ls"].append(
-                timed_on_fresh_mount(bench, kind, ("many",), lambda root: list_long(root / "many"))
+                timed_on_fresh_mount(
+                    bench, kind, "ls", ("many",), lambda root: list_long(root / "many")
+                )
             )
     medians = {
         metric: {client: statistics.median(values) for client, values in by.items()}
