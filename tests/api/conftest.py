@@ -6,17 +6,14 @@ imported so both suites seed the same image shapes the same way.
 
 from __future__ import annotations
 
-import base64
-import io
-import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.api.helpers import FUSION_VERSION, WaveLayer, wave_layer
 from tests.proxy.conftest import shapes, upstream
 from tests.support.images import Shapes, tar_layer
 from tests.support.redis import Redis, redis_running
@@ -27,35 +24,11 @@ from wave_proxy.upstream.client import RetryPolicy
 
 __all__ = ["shapes", "upstream"]
 
-FUSION_VERSION = "9.9.9"
-
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
     with redis_running(tmp_path_factory.mktemp("redis")) as server:
         yield server
-
-
-@dataclass(frozen=True)
-class WaveLayer:
-    """A .tar.gz with the descriptor fields a Wave request carries for it."""
-
-    gzip: bytes
-    tar_digest: str
-    gzip_digest: str
-
-    def entry(self, location: str | None = None) -> dict:
-        return {
-            "location": location or "data:" + base64.b64encode(self.gzip).decode(),
-            "gzipDigest": self.gzip_digest,
-            "gzipSize": len(self.gzip),
-            "tarDigest": self.tar_digest,
-        }
-
-
-def wave_layer(files: dict[str, bytes]) -> WaveLayer:
-    layer = tar_layer(files)
-    return WaveLayer(layer.compressed, layer.diff_id, layer.digest)
 
 
 @pytest.fixture(scope="session")
@@ -89,13 +62,3 @@ def make_api(aiohttp_client, upstream: Registry, shapes: Shapes, fusion_dir: Pat
 @pytest.fixture
 async def api(make_api) -> TestClient:
     return await make_api()
-
-
-async def submit(client: TestClient, body: dict, path: str = "/v1alpha2/container", **kw: Any):
-    response = await client.post(path, json=body, **kw)
-    return response.status, await response.json()
-
-
-def tar_names(gzip_bytes: bytes) -> list[str]:
-    with tarfile.open(fileobj=io.BytesIO(gzip_bytes), mode="r:gz") as tar:
-        return tar.getnames()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.api.test_e2e_replicas import skopeo
+from tests.api.helpers import skopeo
 from tests.support import free_port
 from tests.support.images import Shapes
 from tests.support.proxy import WAVECTL, Proxy, proxy_running, upstream_args

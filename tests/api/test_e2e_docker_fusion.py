@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.api.conftest import WaveLayer
+from tests.api.helpers import WaveLayer
 from tests.api.nfwave import nf_wave_request
 from tests.support import REPO, need_binary
 from tests.support.dockerd import Dockerd, dockerd_running

@@ -7,7 +7,6 @@ served the augmented manifest, the rewritten config and the appended layers corr
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.api.conftest import WaveLayer, wave_layer
+from tests.api.helpers import WaveLayer, skopeo, wave_layer
 from tests.api.nfwave import nf_wave_request
-from tests.support import Service, free_port, need_binary, running
+from tests.support import Service, free_port, running
 from tests.support.images import Shapes
 from tests.support.proxy import Proxy, proxy_running, upstream_args
 from tests.support.redis import Redis
@@ -41,14 +40,6 @@ def replicas(
         proxy_running(tmp_path_factory.mktemp("replica-b"), args) as second,
     ):
         yield first, second
-
-
-def skopeo(*args: str) -> str:
-    result = subprocess.run(
-        [need_binary("skopeo"), *args], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def on(replica: Proxy, target: str) -> str:

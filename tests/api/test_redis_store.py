@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import submit
+from tests.api.helpers import submit
 from tests.support import free_port
 from tests.support.redis import Redis, redis_running
 from wave_proxy.store.metadata import StoredDocument

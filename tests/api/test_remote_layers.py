@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.api.conftest import WaveLayer, submit, wave_layer
+from tests.api.helpers import WaveLayer, submit, wave_layer
 from wave_proxy.remote_layers import RemoteLayerError, RemoteLayerFetcher, refused_address
 
 

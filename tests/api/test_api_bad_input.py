@@ -1,0 +1,104 @@
+"""Bad requests get a clear 4xx naming the field, and leave nothing stored."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.api.helpers import (
+    WaveLayer,
+    submit,
+    wave_layer,
+)
+from wave_proxy.api import handlers
+from wave_proxy.api.handlers import SERVICE
+from wave_proxy.api.layers import LayerLimits
+
+
+def _stored_state(data_dir: Path) -> tuple[list[str], list[str]]:
+    blobs = sorted(p.name for p in (data_dir / "blobs").rglob("*") if p.is_file())
+    db = sqlite3.connect(data_dir / "metadata.sqlite3")
+    keys = sorted(
+        r[0]
+        for r in db.execute("SELECT key FROM kv WHERE key LIKE 'token/%' OR key LIKE 'layer/%'")
+    )
+    db.close()
+    return blobs, keys
+
+
+def _gzip_of_not_a_tar() -> dict:
+    """A layer entry whose digests are right, but whose gzip holds no tar archive."""
+    body = gzip.compress(b"just some text, not a tar archive\n" * 20, mtime=0)
+    return {
+        "location": "data:" + base64.b64encode(body).decode(),
+        "gzipDigest": "sha256:" + hashlib.sha256(body).hexdigest(),
+        "gzipSize": len(body),
+        "tarDigest": "sha256:" + hashlib.sha256(gzip.decompress(body)).hexdigest(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda e: e.update(gzipDigest="sha256:" + "0" * 64), "gzipDigest: the request says"),
+        (lambda e: e.update(tarDigest="sha256:" + "1" * 64), "tarDigest: the request says"),
+        (lambda e: e.update(gzipSize=e["gzipSize"] + 1), "gzipSize: the request says"),
+        (lambda e: e.update(location="data:not base64!"), "not valid base64"),
+        (lambda e: e.update(location="data:aGVsbG8="), "not a .tar.gz layer"),
+        (lambda e: e.update(**_gzip_of_not_a_tar()), "does not hold a valid tar archive"),
+        (lambda e: e.update(location="data:" + "A" * 2000), "over the limit of 1000"),
+    ],
+)
+async def test_bad_data_layer_is_refused_and_nothing_is_stored(
+    make_api, tmp_path: Path, bundle_layer: WaveLayer, mutate, message: str
+) -> None:
+    client = await make_api()
+    client.app[SERVICE].resolver.limits = LayerLimits(data_location_chars=1000)
+    good = wave_layer({"ok.txt": b"fine\n"}).entry()
+    bad = bundle_layer.entry()
+    mutate(bad)
+    before = _stored_state(tmp_path / "data")
+    request = {"containerImage": "busybox:1", "containerConfig": {"layers": [good, bad]}}
+    status, body = await submit(client, request)
+    assert status == 400
+    assert body["message"].startswith("containerConfig.layers[1]")
+    assert message in body["message"]
+    assert _stored_state(tmp_path / "data") == before
+
+
+async def test_unsupported_feature_gets_400_naming_the_field(api: TestClient) -> None:
+    status, body = await submit(api, {"containerImage": "busybox:1", "containerFile": "RlJPTQ=="})
+    assert status == 400
+    assert body["message"].startswith("containerFile:")
+
+
+async def test_unknown_image_is_reported(api: TestClient) -> None:
+    status, body = await submit(api, {"containerImage": "shapes/missing:1"})
+    assert status == 404
+    assert "shapes/missing" in body["message"]
+
+
+async def test_unconfigured_registry_is_a_400_saying_how_to_add_it(api: TestClient) -> None:
+    status, body = await submit(api, {"containerImage": "quay.io/org/tool:1"})
+    assert status == 400
+    assert "--registry quay.io=" in body["message"]
+
+
+async def test_malformed_json_body_is_a_400(api: TestClient) -> None:
+    response = await api.post("/v1alpha2/container", data=b"{not json")
+    assert response.status == 400
+    assert "not valid JSON" in (await response.json())["message"]
+
+
+async def test_oversized_request_body_is_a_413(api: TestClient, monkeypatch) -> None:
+    monkeypatch.setattr(handlers, "MAX_BODY", 1024)
+    request = {"containerImage": "busybox:1", "padding": "x" * 4096}
+    status, body = await submit(api, request)
+    assert status == 413
+    assert "request body is over" in body["message"]
