@@ -84,7 +84,9 @@ def _enable_foreign_arches(needed: set[str]) -> None:
         )
     for arch in unknown:
         _run(["dpkg", "--add-architecture", arch], f"enable {arch} packages")
-    _run(["apt-get", "update", "-q"], "refresh apt's package index")
+    _run(
+        ["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"], "refresh apt's package index"
+    )
 
 
 def _output(cmd: list[str]) -> str:
