@@ -83,7 +83,7 @@ def test_launcher_hands_the_command_exactly_the_images_environment(image):
     assert env == image.env
 
 
-def test_foreign_interpreter_runs_under_qemu(layers, foreign, tmp_path):
+def test_foreign_interpreter_runs_the_client_under_qemu(layers, foreign, layer_inputs, tmp_path):
     qemu = need_binary(f"qemu-{foreign.uname}-static")
     subprocess.run(
         ["tar", "-xzf", str(layers[foreign.name].tarball), "-C", str(tmp_path)], check=True
@@ -98,7 +98,8 @@ def test_foreign_interpreter_runs_under_qemu(layers, foreign, tmp_path):
             timeout=120,
         )
 
-    imports = emulated("-c", CLIENT_NEEDS)
+    modules = [CLIENT_NEEDS.removeprefix("import "), *client_modules(layer_inputs.client_root)]
+    imports = emulated("-c", f"import {', '.join(modules)}")
     assert imports.returncode == 0, imports.stderr.decode()
     version = emulated("-m", "fusion_client", "--version")
     assert version.returncode == 0, version.stderr.decode()
