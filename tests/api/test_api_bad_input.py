@@ -78,10 +78,18 @@ async def test_unsupported_feature_gets_400_naming_the_field(api: TestClient) ->
     assert body["message"].startswith("containerFile:")
 
 
-async def test_unknown_image_is_reported(api: TestClient) -> None:
-    status, body = await submit(api, {"containerImage": "shapes/missing:1"})
+async def test_unknown_image_is_reported_and_its_layers_are_not_kept(
+    api: TestClient, tmp_path: Path, bundle_layer: WaveLayer
+) -> None:
+    before = _stored_state(tmp_path / "data")
+    request = {
+        "containerImage": "shapes/missing:1",
+        "containerConfig": {"layers": [bundle_layer.entry()]},
+    }
+    status, body = await submit(api, request)
     assert status == 404
     assert "shapes/missing" in body["message"]
+    assert _stored_state(tmp_path / "data") == before
 
 
 async def test_unconfigured_registry_is_a_400_saying_how_to_add_it(api: TestClient) -> None:

@@ -9,7 +9,8 @@
 - The incumbent's Fusion package URL is replaced by our Fusion layer of every architecture we
   have, each restricted to its platform, so a multi-arch image gets the right one per platform.
 
-Every layer is checked before anything is stored, so a bad request leaves no trace.
+Every layer is checked before anything is stored, and data: layers are stored only once the
+whole request has succeeded, so a bad request leaves no trace.
 """
 
 from __future__ import annotations
@@ -96,6 +97,12 @@ def check_tar(gzip_bytes: bytes, where: str) -> None:
         ) from None
 
 
+@dataclass(frozen=True)
+class PreparedLayers:
+    descriptors: tuple[LayerDescriptor, ...]
+    data: tuple[tuple[bytes, LayerDescriptor], ...]  # decoded data: layers, not yet stored
+
+
 class LayerResolver:
     def __init__(
         self,
@@ -113,8 +120,9 @@ class LayerResolver:
 
     async def resolve(
         self, requests: Sequence[LayerRequest], platforms: Sequence[Platform]
-    ) -> list[LayerDescriptor]:
-        """Descriptors in request order, each layer verified and stored."""
+    ) -> PreparedLayers:
+        """Descriptors in request order, each layer verified; data: layers are kept only by
+        `keep()`, once the caller knows the request succeeds."""
         decoded: dict[int, tuple[bytes, LayerDescriptor]] = {}
         for i, request in enumerate(requests):  # phase 1: pure checks, nothing stored yet
             if request.location.startswith("data:") and request.fusion_arch is None:
@@ -132,17 +140,20 @@ class LayerResolver:
         }
         result: list[LayerDescriptor] = []
         fusion_added = False
-        for i in range(len(requests)):  # phase 3: all good, keep the data: layers
+        for i in range(len(requests)):
             if i in decoded:
-                body, descriptor = decoded[i]
-                await self._keep_data(body, descriptor)
-                result.append(descriptor)
+                result.append(decoded[i][1])
             elif i in fetched:
                 result.append(fetched[i])
             elif not fusion_added:
                 result.extend(x.descriptor for x in self.fusion.all_current())
                 fusion_added = True
-        return result
+        return PreparedLayers(tuple(result), tuple(decoded.values()))
+
+    async def keep(self, prepared: PreparedLayers) -> None:
+        """Store the data: layers, so this and every other replica can serve them."""
+        for body, descriptor in prepared.data:
+            await self._keep_data(body, descriptor)
 
     def _check_fusion(
         self, requests: Sequence[LayerRequest], platforms: Sequence[Platform]

@@ -70,7 +70,8 @@ class WaveService:
     async def submit(self, body: Any) -> TokenRecord:
         request = parse_container_request(body)
         self.registries.get(request.image.name.registry)  # unknown registry: fail before work
-        layers = await self.resolver.resolve(request.layers, request.platforms)
+        prepared = await self.resolver.resolve(request.layers, request.platforms)
+        layers = prepared.descriptors
         augmenter = Augmenter(self.store, self.registries, layers, request.changes)
         try:
             source, served = await augmenter.augment_reference(
@@ -87,6 +88,7 @@ class WaveService:
                 "runnable image this proxy can add layers or config to"
             )
         await self._check_platforms(request, served)
+        await self.resolver.keep(prepared)  # before the token exists: pulls need the blobs
         now = self.tokens.clock()
         record = TokenRecord(
             token=new_token(),
@@ -99,7 +101,7 @@ class WaveService:
             source_digest=source,
             wave_digest=served.digest,
             platforms=tuple(str(p) for p in request.platforms),
-            layers=tuple(layers),
+            layers=layers,
             changes=request.changes,
             info=dict(request.info),
         )
