@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,3 +169,14 @@ def test_unreachable_endpoint_is_one_line() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("wavectl: error: cannot reach http://127.0.0.1:")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_endpoint_comes_from_wave_endpoint_when_not_given(endpoint: Proxy) -> None:
+    result = subprocess.run(
+        [str(WAVECTL), "augment", "busybox:1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "WAVE_ENDPOINT": endpoint.url},
+    )
+    assert ok(result).startswith(f"{endpoint.host}/wt/")
