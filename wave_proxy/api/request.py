@@ -61,6 +61,9 @@ class ImageReference:
         """What to ask the registry for: the digest when pinned, else the tag."""
         return self.digest or self.tag or "latest"
 
+    def __str__(self) -> str:
+        return f"{self.name}@{self.digest}" if self.digest else f"{self.name}:{self.tag}"
+
 
 @dataclass(frozen=True)
 class LayerRequest:

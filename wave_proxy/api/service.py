@@ -79,8 +79,8 @@ class WaveService:
             )
         except UpstreamNotFound:
             raise ImageNotFound(
-                f"containerImage: {request.image.name}:{request.image.reference} does not exist "
-                f"in {request.image.name.registry} (or this proxy may not pull it)"
+                f"containerImage: {request.image} does not exist in "
+                f"{request.image.name.registry} (or this proxy may not pull it)"
             ) from None
         if (layers or not request.changes.is_empty()) and not served.augmented:
             raise RequestError(
