@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,44 @@ def test_a_failed_part_stops_the_parts_queued_behind_it(s3rver, fault_proxy, tmp
     # In the eager session and again in the restart at exit, the first part exhausted its
     # attempts (creating the upload) and the three parts queued behind it were never tried.
     assert client.stats.retries_by_op == {"CreateMultipartUpload": 2}
+
+
+def test_many_concurrent_writers_with_random_patterns_and_faults_end_intact(
+    s3rver, fault_proxy, uploader, tmp_path
+):
+    """Several files at once, written in order, slightly out of order or with rewrites, while
+    S3 throws 500s and cuts connections: every object equals its staging file."""
+    bucket = s3rver.new_bucket("ufault")
+    fault_proxy.fail_next(6)
+    fault_proxy.drop_next_requests(3, match="partNumber=")
+
+    def writer(index: int) -> tuple[str, bytes]:
+        rng = random.Random(index)
+        key = f"concurrent/{index}.bin"
+        path = tmp_path / f"w{index}"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+        upload = uploader.begin(bucket, key, fd)
+        size = rng.randrange(PART // 2, 3 * PART)
+        blocks = list(range(0, size, 256 * 1024))
+        if index % 3 == 1:  # slightly out of order, as parallel FUSE writes arrive
+            for i in range(0, len(blocks) - 1, 2):
+                blocks[i], blocks[i + 1] = blocks[i + 1], blocks[i]
+        for offset in blocks:
+            chunk = rng.randbytes(min(256 * 1024, size - offset))
+            os.pwrite(fd, chunk, offset)
+            upload.written(offset, len(chunk))
+            if index % 3 == 2 and rng.random() < 0.05:  # rewrite something already written
+                back = rng.randrange(0, offset + 1)
+                os.pwrite(fd, b"rewritten", back)
+                upload.written(back, 9)
+        upload.finish()
+        contents = os.pread(fd, size + 9, 0)
+        os.close(fd)
+        return key, contents
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(writer, range(6)))
+    for key, contents in results:
+        assert_stored(s3rver, bucket, key, contents)
+    assert uploader.wait_all(timeout=10) == []
+    assert fault_proxy.pending_faults() == 0
