@@ -226,6 +226,22 @@ async def test_concurrent_cold_blob_requests_share_one_upstream_download(fake):
     assert len(blob_gets) == 1
 
 
+async def test_a_client_leaving_mid_blob_does_not_stop_the_cache_fill(fake):
+    script, client = fake
+    script.slow_blobs = 0.05
+    digest = sha256_digest(BLOB)
+    response = await client.get(f"/v2/org/tool/blobs/{digest}")
+    await response.content.readany()
+    response.close()
+    cache = client.app[BLOB_CACHE]
+    for _ in range(400):
+        if cache.filling(digest) is None:
+            break
+        await asyncio.sleep(0.005)
+    await cache.settled()
+    assert cache.lookup(digest) is not None
+
+
 async def test_cached_blob_is_not_served_under_another_repository(fake):
     script, client = fake
     digest = sha256_digest(BLOB)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ from wave_proxy.upstream.registries import Registries
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BODY = 64 << 10  # pull-only: no request needs a body
+SHUTDOWN_GRACE = 10.0  # seconds for background cache fills at shutdown
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -77,7 +79,9 @@ async def _lifecycle(
         yield
     finally:
         if handlers.BLOB_CACHE in app:
-            await app[handlers.BLOB_CACHE].settled()
+            # Let fills whose client left finish briefly; what is cut is dropped at next start.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(app[handlers.BLOB_CACHE].settled(), SHUTDOWN_GRACE)
         await session.close()
         await store.close()
 
@@ -110,6 +114,8 @@ def resolve_credentials(settings: Settings) -> Mapping[str, Credentials]:
 async def oci_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except ConnectionResetError:
+        raise  # the client went away: there is nobody to answer
     except web.HTTPException as exc:
         if exc.status == 404:
             return RegistryError(404, "NOT_FOUND", f"no such endpoint {request.path}").response()

@@ -18,6 +18,7 @@ from wave_proxy.server.errors import RegistryError
 from wave_proxy.server.ranges import Unsatisfiable, parse_range
 from wave_proxy.store.blobcache import BlobCache, CacheWriter, FillBrokenOff
 from wave_proxy.store.blobs import BlobStore
+from wave_proxy.upstream.client import BlobResponse
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ async def _relay_upstream(request: web.Request, name: ImageName, digest: str) ->
         return redirect
     source = upstream.response
     assert source is not None
-    writer: CacheWriter | None = None
+    filling = False
     try:
         headers = _blob_headers(digest)
         if source.status == 416:
@@ -227,17 +228,42 @@ async def _relay_upstream(request: web.Request, name: ImageName, digest: str) ->
             await response.write_eof()
             return response
         cache = request.app.get(BLOB_CACHE)
+        writer = None
         if cache is not None and source.status == 200 and source.content_length is not None:
             writer = cache.writer(digest, source.content_length)
-        if await _stream(source, response, writer, digest):
-            await response.write_eof()
-            if writer is not None:
-                request.app[BLOB_CACHE].commit_soon(writer)
-                writer = None
+        if cache is None or writer is None:
+            await _stream(source, response, None, digest)
+            return response
+        # The fill owns the upstream response from here, and runs on even if this request is
+        # cancelled (its client gone): followers and the next pull need the whole blob.
+        fill = asyncio.ensure_future(_stream_and_fill(upstream, response, cache, writer, digest))
+        filling = True
+        cache.track(fill)
+        await asyncio.shield(fill)
         return response
     finally:
-        if writer is not None:
-            writer.abort()
+        if not filling:
+            upstream.release()
+
+
+async def _stream_and_fill(
+    upstream: BlobResponse,
+    response: web.StreamResponse,
+    cache: BlobCache,
+    writer: CacheWriter,
+    digest: str,
+) -> None:
+    """Stream to the client while filling the cache; publish the blob only if it is whole."""
+    assert upstream.response is not None
+    try:
+        if await _stream(upstream.response, response, writer, digest):
+            cache.commit_soon(writer)
+            return
+        writer.abort()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
         upstream.release()
 
 
@@ -247,16 +273,31 @@ async def _stream(
     writer: CacheWriter | None,
     digest: str,
 ) -> bool:
-    """Copy the upstream body to the client (and the cache); False if upstream broke off."""
+    """Copy the upstream body to the client and the cache; True when upstream sent it all.
+
+    A client that goes away mid-blob does not stop a cache fill: requests following it and the
+    next pull need the whole blob.
+    """
+    client_gone = False
     try:
         async for chunk in source.content.iter_chunked(CHUNK):
             if writer is not None:
                 writer.write(chunk)
-            await response.write(chunk)
+            if not client_gone:
+                try:
+                    await response.write(chunk)
+                except ConnectionResetError:
+                    if writer is None:
+                        raise
+                    client_gone = True
+    except ConnectionResetError:
+        raise  # our client left and nothing else needs the rest
     except (aiohttp.ClientError, TimeoutError) as exc:
         # Headers are sent: all we can do is cut the connection, so the client sees a short
         # body and resumes with Range.
         log.warning("upstream blob %s broke off mid-stream: %s", digest, exc)
         response.force_close()
         return False
+    if not client_gone:
+        await response.write_eof()
     return True

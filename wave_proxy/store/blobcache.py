@@ -19,6 +19,7 @@ import tempfile
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from wave_proxy.image.digest import parse_digest
 from wave_proxy.store.blobs import read_chunks
@@ -38,7 +39,7 @@ class BlobCache:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._filling: dict[str, CacheWriter] = {}
-        self._commits: set[asyncio.Future[bool]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         for stale in (root / "tmp").iterdir():  # left by a crash mid-write
             stale.unlink(missing_ok=True)
@@ -80,14 +81,17 @@ class BlobCache:
     def commit_soon(self, writer: CacheWriter) -> None:
         """Verify and publish in a worker thread, without holding up the client's connection."""
         writer.finish()
-        future = asyncio.get_running_loop().run_in_executor(None, writer.commit)
-        self._commits.add(future)
-        future.add_done_callback(self._commits.discard)
+        self.track(asyncio.get_running_loop().run_in_executor(None, writer.commit))
+
+    def track(self, work: asyncio.Future[Any]) -> None:
+        """Keep background work (fills whose client left, commits) alive until it is done."""
+        self._background.add(work)
+        work.add_done_callback(self._background.discard)
 
     async def settled(self) -> None:
-        """Wait for pending commits (at shutdown, and in tests)."""
-        if self._commits:
-            await asyncio.gather(*self._commits, return_exceptions=True)
+        """Wait for background fills and commits (at shutdown, and in tests)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     def _done(self, digest: str) -> None:
         with self._lock:
