@@ -25,8 +25,7 @@ def _stored_state(data_dir: Path) -> tuple[list[str], list[str]]:
     blobs = sorted(p.name for p in (data_dir / "blobs").rglob("*") if p.is_file())
     db = sqlite3.connect(data_dir / "metadata.sqlite3")
     keys = sorted(
-        r[0]
-        for r in db.execute("SELECT key FROM kv WHERE key LIKE 'token/%' OR key LIKE 'layer/%'")
+        r[0] for r in db.execute("SELECT key FROM kv WHERE key LIKE 'token/%' OR key LIKE 'layer%'")
     )
     db.close()
     return blobs, keys

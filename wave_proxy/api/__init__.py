@@ -14,9 +14,10 @@ Decisions worth knowing:
 - `containerPlatform` takes one platform or a comma list; every runnable platform of a multi-arch
   base is augmented; the request fails if the base has none of the requested platforms.
 - Replicas share tokens, requests and produced manifests/configs in the metadata store (Redis).
-  Appended layers: `data:` ones (at most ~10 MiB each) live in the store too; http(s) ones are
-  recorded by URL and digests, and a replica that lacks one fetches and verifies it on first use;
-  Fusion layers come from each replica's own --fusion-layers build (byte-identical builds).
+  Appended layers: `data:` ones (at most ~10 MiB each) live in the store too, for as long as a
+  token may use them; http(s) ones are recorded by URL and digests, and a replica that lacks one
+  fetches and verifies it on first use; Fusion layers come from each replica's own
+  --fusion-layers build (builds are byte-identical).
 - `/v2/wt/<token>/...` belongs to tokens, so a Docker Hub namespace named `wt` cannot be
   mirrored by its bare name (as with the incumbent).
 - API keys (--api-key) guard the endpoints that create or delete tokens or read registries;

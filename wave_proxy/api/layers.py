@@ -1,8 +1,8 @@
 """Turn containerConfig layers into verified blobs every replica can serve.
 
 - `data:` payloads (base64 of the .tar.gz) are decoded within a size limit and checked by
-  computing gzipDigest, gzipSize and tarDigest; they are kept in the shared metadata store as
-  documents (so any replica serves them) and in the local blob store.
+  computing gzipDigest, gzipSize and tarDigest; they are kept in the shared metadata store (so
+  any replica serves them) for as long as a token may use them, and in the local blob store.
 - http(s) URLs are fetched once (remote_layers: size limit, no private addresses), checked the
   same way and kept in the local blob store; the shared store records the URL, so another replica
   re-fetches and re-checks it on first use.
@@ -30,12 +30,12 @@ from wave_proxy.api.request import LayerRequest, RequestError
 from wave_proxy.image.layer import LayerDescriptor, LayerDigester, LayerError, Platform
 from wave_proxy.remote_layers import RemoteLayerError, RemoteLayerFetcher
 from wave_proxy.store.blobs import BlobStore, read_chunks
-from wave_proxy.store.metadata import MetadataStore, StoredDocument
+from wave_proxy.store.metadata import MetadataStore
 
-LAYER_MEDIA_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 MAX_DATA_LOCATION = 14_000_000  # characters, as the incumbent: ~10 MiB of .tar.gz
 MAX_REMOTE_LAYER = 4 << 30
 _SOURCE_KEY = "layer/"
+_DATA_KEY = "layerdata/"
 
 
 class LayerRejected(RequestError):
@@ -110,9 +110,13 @@ class LayerResolver:
         blobs: BlobStore,
         fusion: FusionLayers,
         fetcher: RemoteLayerFetcher,
+        retention: float,
         limits: LayerLimits | None = None,
     ) -> None:
+        """`retention`: how long the shared store keeps a data: layer after its last request
+        (the token lifetime and its grace period), so Redis does not fill with old bundles."""
         self.store = store
+        self.retention = retention
         self.blobs = blobs
         self.fusion = fusion
         self.fetcher = fetcher
@@ -170,7 +174,8 @@ class LayerResolver:
 
     async def _keep_data(self, body: bytes, descriptor: LayerDescriptor) -> None:
         await asyncio.to_thread(self.blobs.put_stream, descriptor.digest, iter([body]))
-        await self.store.put_document(descriptor.digest, StoredDocument(LAYER_MEDIA_TYPE, body))
+        encoded = base64.b64encode(body).decode()
+        await self.store.set_value(_DATA_KEY + descriptor.digest, encoded, self.retention)
         await self._record(descriptor, "data:")
 
     async def _fetch_remote(self, request: LayerRequest, where: str) -> LayerDescriptor:
@@ -217,10 +222,11 @@ class LayerResolver:
             return False
         record = json.loads(raw)
         if record["source"] == "data:":
-            document = await self.store.get_document(digest)
-            if document is None:
+            encoded = await self.store.get_value(_DATA_KEY + digest)
+            if encoded is None:
                 return False
-            await asyncio.to_thread(self.blobs.put_stream, digest, iter([document.body]))
+            body = base64.b64decode(encoded)
+            await asyncio.to_thread(self.blobs.put_stream, digest, iter([body]))
             return True
         request = LayerRequest(record["source"], digest, record["size"], record["diffId"])
         await self._download(record["source"], request, f"layer {digest}")

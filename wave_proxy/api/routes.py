@@ -14,7 +14,7 @@ from wave_proxy.api import handlers as api
 from wave_proxy.api.fusion import FusionLayers
 from wave_proxy.api.layers import LayerLimits, LayerResolver
 from wave_proxy.api.service import ApiOptions, WaveService
-from wave_proxy.api.tokens import TokenStore
+from wave_proxy.api.tokens import EXPIRED_GRACE, TokenStore
 from wave_proxy.config import Settings
 from wave_proxy.layerbuild.builder import REPO
 from wave_proxy.remote_layers import RemoteLayerFetcher
@@ -62,7 +62,8 @@ async def _lifecycle(
     required = settings.fusion_layers is not None
     fusion = await asyncio.to_thread(FusionLayers.load, fusion_dir, blobs, required)
     fetcher = RemoteLayerFetcher(settings.allow_private_layer_hosts)
-    resolver = LayerResolver(proxy.store, blobs, fusion, fetcher, limits)
+    retention = settings.token_ttl + EXPIRED_GRACE
+    resolver = LayerResolver(proxy.store, blobs, fusion, fetcher, retention, limits)
     options = ApiOptions(settings.token_ttl, settings.advertise_host)
     app[api.SERVICE] = WaveService(
         proxy.store, proxy.registries, resolver, TokenStore(proxy.store, clock), options
