@@ -39,11 +39,14 @@ from tests.support.s3servers import S3Server, start_s3rver
 
 MiB = 2**20
 BUCKET = "bench"
+LIST_BUCKET = "bench-listing"  # apart: s3rver's HeadBucket slows down with the bucket's size
 LIST_OBJECTS = 10_000
 RANDOM_SHARE = 0.05
 MEMORY_TARGET_MIB = 64
 LS_TARGET_SECONDS = 2.0
 PEERS = ("s3fs", "rclone")
+# s3rver files to read back before a measurement (see Bench.cold_start)
+SEQ, RANDOM, LISTED = ("bench/seq.bin",), ("bench/random.bin",), (f"{LIST_BUCKET}/many",)
 
 # boto3 runs in its own process too, timing only the transfer (not its imports), so its memory
 # can be sampled like the mounts' and the bench process's GIL stays out of the numbers.
@@ -161,7 +164,7 @@ class Bench:
         when our page cache is empty, and a cold disk under s3rver would measure the disk."""
         os.sync()
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        data = self.workdir / "s3rver" / BUCKET
+        data = self.workdir / "s3rver"
         for name in warm:
             paths = (data / name).rglob("*") if (data / name).is_dir() else data.glob(f"{name}.*")
             for path in [*paths, *self.workdir.glob(name)]:
@@ -170,13 +173,15 @@ class Bench:
                         while file.read(8 * MiB):
                             pass
 
-    def boto3(self, workload: str, warm: tuple[str, ...], **job: object) -> float:
+    def boto3(
+        self, workload: str, warm: tuple[str, ...], bucket: str = BUCKET, **job: object
+    ) -> float:
         """Run one boto3 job in its own process; the seconds its transfer took."""
         job |= {
             "endpoint": self.server.endpoint,
             "key": self.server.access_key,
             "secret": self.server.secret_key,
-            "bucket": BUCKET,
+            "bucket": bucket,
         }
         self.cold_start(warm)
         process = subprocess.Popen(
@@ -191,12 +196,12 @@ class Bench:
 
 
 class MountedClient:
-    """A FUSE client process serving BUCKET at `root` until stopped."""
+    """A FUSE client process serving a bucket at `root` until stopped."""
 
     name: str
 
-    def __init__(self, bench: Bench) -> None:
-        self.bench = bench
+    def __init__(self, bench: Bench, bucket: str) -> None:
+        self.bench, self.bucket = bench, bucket
         self.mountpoint = bench.fresh_dir(f"{self.name}-mnt")
         self.cache = bench.fresh_dir(f"{self.name}-cache")
         self.log = (bench.workdir / f"{self.name}.log").open("ab")
@@ -255,7 +260,7 @@ class Fusion(MountedClient):
 
     @property
     def root(self) -> Path:
-        return self.mountpoint / "s3" / BUCKET
+        return self.mountpoint / "s3" / self.bucket
 
 
 class S3fs(MountedClient):
@@ -268,7 +273,7 @@ class S3fs(MountedClient):
         passwd.chmod(0o600)
         return [
             need_binary("s3fs"),
-            BUCKET,
+            self.bucket,
             str(self.mountpoint),
             "-f",
             "-o",
@@ -289,7 +294,7 @@ class Rclone(MountedClient):
         return [
             need_binary("rclone"),
             "mount",
-            f"bench:{BUCKET}",
+            f"bench:{self.bucket}",
             str(self.mountpoint),
             "--vfs-cache-mode",
             "full",
@@ -322,9 +327,10 @@ def timed_on_fresh_mount(
     workload: str,
     warm: tuple[str, ...],
     action: Callable[[Path], None],
+    bucket: str = BUCKET,
 ) -> float:
     """Seconds `action(bucket_root)` takes on a fresh mount with an empty cache."""
-    client = kind(bench)
+    client = kind(bench, bucket)
     try:
         bench.cold_start(warm)
         with bench.memory.watching(client.name, workload, client.process.pid):
@@ -420,6 +426,7 @@ def run(repeat: int, size_mib: int = 1024) -> list[Comparison]:
 def seed(bench: Bench) -> None:
     s3 = bench.server.boto3_client(max_pool_connections=32)
     s3.create_bucket(Bucket=BUCKET)
+    s3.create_bucket(Bucket=LIST_BUCKET)
     block = os.urandom(MiB)
     print(
         f"bench.fusion: seeding {bench.size * 3 >> 20} MiB and {LIST_OBJECTS} objects", flush=True
@@ -429,7 +436,9 @@ def seed(bench: Bench) -> None:
     with ThreadPoolExecutor(32) as pool:
         list(
             pool.map(
-                lambda n: s3.put_object(Bucket=BUCKET, Key=f"many/{n:05d}.txt", Body=b"x" * 100),
+                lambda n: s3.put_object(
+                    Bucket=LIST_BUCKET, Key=f"many/{n:05d}.txt", Body=b"x" * 100
+                ),
                 range(LIST_OBJECTS),
             )
         )
@@ -450,60 +459,42 @@ def measure(bench: Bench, repeat: int) -> list[Row]:
     for run_number in range(repeat):
         print(f"bench.fusion: run {run_number + 1} of {repeat}", flush=True)
         by_boto3 = {metric: samples[metric]["boto3"] for metric in samples}
-        by_boto3["seq"].append(
-            bench.boto3("seq", ("seq.bin",), op="download", object="seq.bin", path=str(staged))
-        )
+        download = {"op": "download", "path": str(staged)}
+        by_boto3["seq"].append(bench.boto3("seq", SEQ, object="seq.bin", **download))
         staged.unlink()
         by_boto3["random"].append(
-            bench.boto3(
-                "random",
-                ("random.bin",),
-                op="download",
-                object="random.bin",
-                path=str(staged),
-                reads=offsets,
-            )
+            bench.boto3("random", RANDOM, object="random.bin", reads=offsets, **download)
         )
         staged.unlink()
         key = f"written/boto3-{run_number}.bin"
-        by_boto3["write"].append(
-            bench.boto3(
-                "write", ("upload.bin",), op="upload", object=key, path=str(bench.upload_source)
-            )
-        )
+        upload = {"op": "upload", "path": str(bench.upload_source)}
+        by_boto3["write"].append(bench.boto3("write", ("upload.bin",), object=key, **upload))
         s3.delete_object(Bucket=BUCKET, Key=key)
-        by_boto3["ls"].append(bench.boto3("ls", ("many",), op="list", prefix="many/"))
+        by_boto3["ls"].append(bench.boto3("ls", LISTED, LIST_BUCKET, op="list", prefix="many/"))
         for kind in MOUNTS:
             by_client = {metric: samples[metric][kind.name] for metric in samples}
-            by_client["seq"].append(
-                timed_on_fresh_mount(
-                    bench,
-                    kind,
-                    "seq",
-                    ("seq.bin",),
-                    lambda root: read_sequentially(root / "seq.bin"),
-                )
-            )
-            by_client["random"].append(
-                timed_on_fresh_mount(
-                    bench,
-                    kind,
-                    "random",
-                    ("random.bin",),
-                    lambda root: read_at(root / "random.bin", offsets),
-                )
-            )
             key = f"written/{kind.name}-{run_number}.bin"
 
             def write(root: Path, key: str = key) -> None:
                 (root / "written").mkdir(exist_ok=True)
                 write_until_durable(bench, key, lambda: write_file(root / key, size, block))
 
+            def read_randomly(root: Path) -> None:
+                read_at(root / "random.bin", offsets)
+
+            by_client["seq"].append(
+                timed_on_fresh_mount(
+                    bench, kind, "seq", SEQ, lambda r: read_sequentially(r / "seq.bin")
+                )
+            )
+            by_client["random"].append(
+                timed_on_fresh_mount(bench, kind, "random", RANDOM, read_randomly)
+            )
             by_client["write"].append(timed_on_fresh_mount(bench, kind, "write", (), write))
             s3.delete_object(Bucket=BUCKET, Key=key)
             by_client["ls"].append(
                 timed_on_fresh_mount(
-                    bench, kind, "ls", ("many",), lambda root: list_long(root / "many")
+                    bench, kind, "ls", LISTED, lambda r: list_long(r / "many"), LIST_BUCKET
                 )
             )
     medians = {
