@@ -80,7 +80,8 @@ async def _lifecycle(
 def _log_setup(settings: Settings, fusion: FusionLayers, fusion_dir: Path) -> None:
     store = "redis (shared)" if settings.store else "sqlite"
     keys = f"{len(settings.api_keys)} API key(s)" if settings.api_keys else "open (no API key)"
-    log.info("Wave API: %s store, %s, tokens live %ds", store, keys, settings.token_ttl)
+    hours = settings.token_ttl / 3600
+    log.info("Wave API: %s store, %s, tokens live %gh", store, keys, round(hours, 2))
     layers = fusion.all_current()
     if layers:
         arches = ", ".join(layer.arch for layer in layers)
