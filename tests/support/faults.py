@@ -5,7 +5,7 @@ Tests switch faults on at run time:
     proxy.fail_next(2, status=503, code="SlowDown", match="partNumber=")
     proxy.drop_next_requests(1, match="partNumber=")   # cut mid-request-body
     proxy.drop_next_responses(1, method="GET")         # cut mid-response-body
-    proxy.down = True                           # every connection is reset: S3 is down
+    proxy.down = True       # S3 is down: new connections are refused, open ones are reset
 
 It relays one upstream connection per client connection, request by request (keep-alive kept),
 parsing just enough HTTP (Content-Length and chunked bodies) to know where messages end.
@@ -49,7 +49,7 @@ class FaultProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.down = False
+        self._down = False
         self.requests = 0
         self.last_request_head = b""
         self.connections = 0
@@ -59,10 +59,31 @@ class FaultProxy:
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._sockets: set[socket.socket] = set()
-        self._accept = threading.Thread(target=self._accept_loop, daemon=True)
-        self._accept.start()
+        self._start_accepting()
 
     # -- switches ------------------------------------------------------------------------
+
+    @property
+    def down(self) -> bool:
+        return self._down
+
+    @down.setter
+    def down(self, value: bool) -> None:
+        """Stop listening (connection refused) and reset open connections, or listen again
+        on the same port."""
+        if value == self._down:
+            return
+        self._down = value
+        if value:
+            with self._lock:
+                sockets = [self._listener, *self._sockets]
+            for s in sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+        else:
+            self._listener = socket.create_server(("127.0.0.1", self.port))
+            self._start_accepting()
 
     def fail_next(
         self,
@@ -137,10 +158,14 @@ class FaultProxy:
                     return fault
             return None
 
-    def _accept_loop(self) -> None:
+    def _start_accepting(self) -> None:
+        thread = threading.Thread(target=self._accept_loop, args=(self._listener,), daemon=True)
+        thread.start()
+
+    def _accept_loop(self, listener: socket.socket) -> None:
         while not self._stopping:
             try:
-                client, _ = self._listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
             if self.down:
