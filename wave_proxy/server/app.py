@@ -59,7 +59,9 @@ async def _lifecycle(
     credentials = resolve_credentials(settings)
     store = MemoizedStore(await open_metadata_store(settings), IMMUTABLE_KEYS)
     session = aiohttp.ClientSession(
-        auto_decompress=False, connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60)
+        auto_decompress=False,
+        connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60),
+        trust_env=True,  # HTTPS_PROXY / NO_PROXY for egress to upstream registries
     )
     registries = Registries(settings.registries, session, credentials, retry, timeout)
     app[handlers.BLOBS] = blobs
