@@ -1,12 +1,12 @@
 """Peers for the Wave API tests: the proxy tests' seeded upstream, a Redis server, small layers.
 
 `upstream` and `shapes` are the proxy suite's own session fixtures (tests/proxy/conftest.py),
-imported so both suites seed the same image shapes the same way.
+imported so both suites seed the same image shapes the same way; `redis_server` comes from
+tests/support/redis.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +16,13 @@ from aiohttp.test_utils import TestClient
 from tests.api.helpers import FUSION_VERSION, WaveLayer, wave_layer
 from tests.proxy.conftest import shapes, upstream
 from tests.support.images import Shapes, tar_layer
-from tests.support.redis import Redis, redis_running
+from tests.support.redis import redis_server
 from tests.support.registry import Registry
 from wave_proxy.config import Settings
 from wave_proxy.server.app import create_app
 from wave_proxy.upstream.client import RetryPolicy
 
-__all__ = ["shapes", "upstream"]
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
-    with redis_running(tmp_path_factory.mktemp("redis")) as server:
-        yield server
+__all__ = ["redis_server", "shapes", "upstream"]
 
 
 @pytest.fixture(scope="session")

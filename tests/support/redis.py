@@ -1,4 +1,9 @@
-"""A throwaway redis-server on a loopback port, nothing persisted."""
+"""A throwaway redis-server on a loopback port, nothing persisted.
+
+Import the session fixture into a conftest.py (each test picks its own database number):
+
+    from tests.support.redis import redis_server  # noqa: F401
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from tests.support import Service, free_port, need_binary
 
@@ -31,3 +38,9 @@ def redis_running(workdir: Path) -> Iterator[Redis]:
         yield Redis(port, service)
     finally:
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
+    with redis_running(tmp_path_factory.mktemp("redis")) as server:
+        yield server
