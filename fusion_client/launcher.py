@@ -19,11 +19,12 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from fusion_client import __version__
+
 if TYPE_CHECKING:
     from fusion_client.fs.runtime import MountedFileSystem
     from fusion_client.settings import Settings
 
-__version__ = "0.1.0"
 
 EXIT_IO_ERROR = 174  # Seqera Fusion's "I/O error" status: something written was not saved
 FORWARDED = (
@@ -65,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The environment the image meant for its command: the shim moved LD_PRELOAD and
     LD_LIBRARY_PATH aside (so they would not affect our interpreter); put them back."""
-    env = {name: value for name, value in environ.items() if not name.startswith(_SAVED_PREFIX)}
+    env = dict(environ)
     for name in ("LD_PRELOAD", "LD_LIBRARY_PATH"):
-        saved = environ.get(_SAVED_PREFIX + name)
+        saved = env.pop(_SAVED_PREFIX + name, None)
         if saved is not None:
             env[name] = saved
     return env

@@ -1,3 +1,5 @@
 """wave-proxy: an OCI registry proxy that appends prebuilt layers to every image it serves."""
 
-__version__ = "0.1.0"
+from fusion_client import __version__
+
+__all__ = ["__version__"]

@@ -99,6 +99,9 @@ class MountedFileSystem:
             cache.shutdown()
             uploader.shutdown()
             s3.close()
+            # MountError already names the mountpoint; an OSError (makedirs) does not.
+            if isinstance(exc, MountError):
+                raise MountUnavailable(str(exc)) from None
             raise MountUnavailable(f"cannot mount {settings.mount}: {exc}") from None
         log.debug("mounted S3 at %s (cache %d MiB in %s)", settings.mount, capacity >> 20, workdir)
         return cls(settings, workdir, s3, cache, uploader, fs, session)

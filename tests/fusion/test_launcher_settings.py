@@ -54,7 +54,10 @@ def test_a_bad_value_is_an_error_naming_the_variable(name, value):
 
 
 def test_saved_loader_variables_are_restored_and_the_saved_names_removed():
-    env = child_environment(
-        {"PATH": "/bin", "FUSION_SAVED_LD_PRELOAD": "/lib/x.so", "FUSION_SAVED_OTHER": "y"}
-    )
+    env = child_environment({"PATH": "/bin", "FUSION_SAVED_LD_PRELOAD": "/lib/x.so"})
     assert env == {"PATH": "/bin", "LD_PRELOAD": "/lib/x.so"}
+
+
+def test_an_image_variable_that_merely_looks_saved_is_handed_on():
+    env = child_environment({"FUSION_SAVED_OTHER": "y"})
+    assert env == {"FUSION_SAVED_OTHER": "y"}
