@@ -9,7 +9,9 @@ S3 would close them under us. A connection that saw any error is closed, never p
 from __future__ import annotations
 
 import http.client
+import os
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -135,13 +137,26 @@ class PoolManager:
         return pool
 
     def _ssl_context(self) -> ssl.SSLContext:
+        cafile = self._ca_bundle or _bundled_ca_when_image_has_none()
         try:
-            return ssl.create_default_context(cafile=self._ca_bundle)
+            return ssl.create_default_context(cafile=cafile)
         except (OSError, ssl.SSLError) as exc:
-            raise S3ConnectionError(f"cannot load CA bundle {self._ca_bundle}: {exc}") from exc
+            raise S3ConnectionError(f"cannot load CA bundle {cafile}: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
             pools = list(self._pools.values())
         for pool in pools:
             pool.close()
+
+
+def _bundled_ca_when_image_has_none() -> str | None:
+    """Busybox and scratch images bring no CA certificates; the Fusion layer ships Mozilla's
+    next to its interpreter (<sys.prefix>/etc/ssl/certs), used only when the system has none."""
+    paths = ssl.get_default_verify_paths()
+    if (paths.cafile and os.path.exists(paths.cafile)) or (
+        paths.capath and os.path.isdir(paths.capath) and os.listdir(paths.capath)
+    ):
+        return None
+    bundled = os.path.join(sys.prefix, "etc", "ssl", "certs", "ca-certificates.crt")
+    return bundled if os.path.exists(bundled) else None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import socket
+import ssl
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from fusion_client.s3 import S3Client, S3ConnectionError
+from fusion_client.s3 import S3Client, S3ConnectionError, pool
 from tests.support import Service, free_port, need_binary
 from tests.support.s3servers import S3Server
 
@@ -120,3 +122,25 @@ def test_a_server_that_never_answers_the_handshake_fails_at_the_connect_timeout(
         assert client.stats.retries == 2
     finally:
         silent.close()
+
+
+def test_an_image_without_ca_certificates_falls_back_to_the_bundle_beside_the_runtime(
+    tmp_path, monkeypatch
+):
+    bundle = tmp_path / "etc" / "ssl" / "certs" / "ca-certificates.crt"
+    bundle.parent.mkdir(parents=True)
+    bundle.write_text("")
+    nowhere = ssl.DefaultVerifyPaths(
+        str(tmp_path / "no.pem"), str(tmp_path / "no.d"), "", "", "", ""
+    )
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: nowhere)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    assert pool._bundled_ca_when_image_has_none() == str(bundle)
+
+
+def test_the_system_ca_certificates_win_over_the_bundle(tmp_path, monkeypatch):
+    system = tmp_path / "system.pem"
+    system.write_text("")
+    paths = ssl.DefaultVerifyPaths(str(system), str(tmp_path / "no.d"), "", "", "", "")
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: paths)
+    assert pool._bundled_ca_when_image_has_none() is None
