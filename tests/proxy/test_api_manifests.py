@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -275,3 +276,27 @@ async def test_private_token_registry_is_pulled_with_configured_credentials(
     client = await aiohttp_client(create_app(settings))
     response, body = await get_manifest(client, f"token.test/{token_image.repository}/manifests/1")
     assert response.status == 200 and body == token_image.manifest
+
+
+async def test_docker_credential_helper_supplies_upstream_credentials(
+    aiohttp_client, htpasswd_upstream: Registry, htpasswd_image, tmp_path, monkeypatch
+):
+    creds = htpasswd_upstream.credentials
+    assert creds is not None
+    helper = tmp_path / "bin" / "docker-credential-test"
+    helper.parent.mkdir()
+    answer = json.dumps({"Username": creds.username, "Secret": creds.password})
+    helper.write_text(f"#!/bin/sh\ncat >/dev/null\necho '{answer}'\n")
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{helper.parent}:{os.environ['PATH']}")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credHelpers": {htpasswd_upstream.host: "test"}}))
+    settings = Settings(
+        registries={"basic.test": htpasswd_upstream.url},
+        docker_config=config,
+        data_dir=tmp_path / "data",
+    )
+    client = await aiohttp_client(create_app(settings))
+    path = f"basic.test/{htpasswd_image.repository}/manifests/1"
+    response, body = await get_manifest(client, path)
+    assert response.status == 200 and body == htpasswd_image.manifest

@@ -27,6 +27,7 @@ from wave_proxy.store.redis import RedisMetadataStore
 from wave_proxy.store.sqlite import SqliteMetadataStore
 from wave_proxy.upstream.auth import Credentials, load_docker_config
 from wave_proxy.upstream.client import RetryPolicy
+from wave_proxy.upstream.credentials import CredentialSource, docker_config_source
 from wave_proxy.upstream.registries import Registries
 
 log = logging.getLogger(__name__)
@@ -99,15 +100,16 @@ def _ingest_layers(settings: Settings, blobs: BlobStore) -> list[LayerDescriptor
     return [ingest_layer(blobs, spec.path, spec.platform) for spec in settings.layers]
 
 
-def resolve_credentials(settings: Settings) -> Mapping[str, Credentials]:
-    """--registry-auth wins; docker config.json entries match a registry's name or URL host."""
-    found: dict[str, Credentials] = {}
+def resolve_credentials(settings: Settings) -> Mapping[str, Credentials | CredentialSource]:
+    """--registry-auth wins; else what docker config.json has for the registry's name or its
+    URL's host (a credential helper, an `auths` entry, or the credsStore)."""
+    found: dict[str, Credentials | CredentialSource] = {}
     if settings.docker_config is not None:
         docker = load_docker_config(settings.docker_config)
         for name, url in settings.registries.items():
-            creds = docker.get(name) or docker.get(urlsplit(url).netloc.lower())
-            if creds:
-                found[name] = creds
+            hosts = [name, urlsplit(url).netloc.lower()]
+            if (source := docker_config_source(docker, hosts)) is not None:
+                found[name] = source
     found.update(settings.registry_auth)
     return found
 

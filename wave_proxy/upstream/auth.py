@@ -75,22 +75,37 @@ class DockerConfigError(ValueError):
     """An unreadable or malformed docker config.json."""
 
 
-def load_docker_config(path: Path) -> dict[str, Credentials]:
-    """Credentials by registry host from a docker config.json (`auths` entries only)."""
+@dataclass(frozen=True)
+class DockerConfig:
+    """What a docker config.json says about registry credentials."""
+
+    auths: dict[str, Credentials] = field(default_factory=dict)  # by registry host
+    helpers: dict[str, str] = field(default_factory=dict)  # credHelpers: host -> helper name
+    store: str = ""  # credsStore: the helper for every host without its own
+
+
+def load_docker_config(path: Path) -> DockerConfig:
+    """Read `auths`, `credHelpers` and `credsStore` from a docker config.json."""
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
         raise DockerConfigError(f"cannot read docker config {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise DockerConfigError(f"docker config {path} is not valid JSON: {exc}") from None
-    auths = data.get("auths") if isinstance(data, dict) else None
-    if not isinstance(auths, dict):
-        return {}
-    found: dict[str, Credentials] = {}
-    for key, entry in auths.items():
-        if isinstance(entry, dict) and (creds := _entry_credentials(entry)):
-            found[registry_host(key)] = creds
-    return found
+    if not isinstance(data, dict):
+        raise DockerConfigError(f"docker config {path} is not a JSON object")
+    auths = data.get("auths") if isinstance(data.get("auths"), dict) else {}
+    helpers = data.get("credHelpers") if isinstance(data.get("credHelpers"), dict) else {}
+    store = data.get("credsStore")
+    return DockerConfig(
+        auths={
+            registry_host(key): creds
+            for key, entry in auths.items()
+            if isinstance(entry, dict) and (creds := _entry_credentials(entry))
+        },
+        helpers={registry_host(k): v for k, v in helpers.items() if isinstance(v, str) and v},
+        store=store if isinstance(store, str) else "",
+    )
 
 
 def _entry_credentials(entry: dict[str, object]) -> Credentials | None:

@@ -30,6 +30,7 @@ from wave_proxy.upstream.auth import (
     parse_www_authenticate,
     preferred_challenge,
 )
+from wave_proxy.upstream.credentials import CredentialError, CredentialSource, StaticCredentials
 from wave_proxy.upstream.errors import (
     UpstreamBadResponse,
     UpstreamDenied,
@@ -89,7 +90,7 @@ class RegistryClient:
         name: str,
         url: str,
         session: aiohttp.ClientSession,
-        credentials: Credentials | None = None,
+        credentials: Credentials | CredentialSource | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
@@ -97,7 +98,9 @@ class RegistryClient:
         self.name = name
         self.url = url.rstrip("/")
         self._session = session
-        self._credentials = credentials
+        if isinstance(credentials, Credentials):
+            credentials = StaticCredentials(credentials)
+        self._credentials: CredentialSource | None = credentials
         self._retry = retry or RetryPolicy()
         self._clock = clock
         self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
@@ -327,7 +330,8 @@ class RegistryClient:
         if challenge is None:
             return None
         if challenge.scheme == "basic":
-            return self._credentials.basic_header() if self._credentials else None
+            user = await self._user()
+            return user.basic_header() if user else None
         cached = self._tokens.get(scope)
         if cached is None:
             cached = await self._fetch_token(challenge, scope)
@@ -341,7 +345,8 @@ class RegistryClient:
         params = {"scope": scope}
         if service := challenge.params.get("service"):
             params["service"] = service
-        headers = {"Authorization": self._credentials.basic_header()} if self._credentials else {}
+        user = await self._user()
+        headers = {"Authorization": user.basic_header()} if user else {}
         try:
             async with self._session.get(
                 realm, params=params, headers=headers, timeout=self._timeout
@@ -368,6 +373,14 @@ class RegistryClient:
         lifetime = float(expires_in) if isinstance(expires_in, int | float) else 60.0
         # Refresh a little before the server's expiry; never cache for less than a few seconds.
         return token, self._clock() + max(lifetime - 10.0, MIN_TOKEN_TTL)
+
+    async def _user(self) -> Credentials | None:
+        if self._credentials is None:
+            return None
+        try:
+            return await self._credentials.get()
+        except CredentialError as exc:
+            raise UpstreamDenied(self.name, f"cannot get credentials: {exc}", 401) from None
 
     def _same_origin(self, url: str) -> bool:
         ours, theirs = urlsplit(self.url), urlsplit(url)

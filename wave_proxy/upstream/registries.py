@@ -8,6 +8,7 @@ import aiohttp
 
 from wave_proxy.upstream.auth import Credentials
 from wave_proxy.upstream.client import RegistryClient, RetryPolicy
+from wave_proxy.upstream.credentials import CredentialSource
 
 
 class UnknownRegistry(LookupError):
@@ -24,7 +25,7 @@ class Registries:
         self,
         urls: Mapping[str, str],
         session: aiohttp.ClientSession,
-        credentials: Mapping[str, Credentials],
+        credentials: Mapping[str, Credentials | CredentialSource],
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
     ) -> None:

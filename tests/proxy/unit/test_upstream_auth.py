@@ -55,13 +55,17 @@ def test_docker_config_reads_auth_and_username_password_entries(tmp_path):
                     "ghcr.io": {},
                 },
                 "credsStore": "desktop",
+                "credHelpers": {"123.dkr.ecr.eu-west-1.amazonaws.com": "ecr-login"},
             }
         )
     )
-    assert load_docker_config(path) == {
+    config = load_docker_config(path)
+    assert config.auths == {
         "docker.io": Credentials("alice", "se:cret"),
         "127.0.0.1:5000": Credentials("bob", "pw"),
     }
+    assert config.helpers == {"123.dkr.ecr.eu-west-1.amazonaws.com": "ecr-login"}
+    assert config.store == "desktop"
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"auths": {"x": {"auth": "!!"}}}'])
