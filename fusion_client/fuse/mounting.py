@@ -6,8 +6,6 @@ fusermount3 (setuid root, from the fuse3 package) mounts for unprivileged users 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 import shutil
@@ -16,18 +14,12 @@ import stat
 import subprocess
 from dataclasses import dataclass
 
-from fusion_client.fuse import abi
+from fusion_client.fuse import abi, system
 from fusion_client.fuse.ops import Operations
 from fusion_client.fuse.protocol import Protocol
 from fusion_client.fuse.session import FuseSession
 
 FUSERMOUNT = "fusermount3"
-
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MNT_DETACH = 2
 
 
 class MountError(Exception):
@@ -111,19 +103,12 @@ def _open_device(mountpoint: str) -> int:
         raise MountError(f"cannot mount {mountpoint}: {abi.DEVICE}: {hint}") from None
 
 
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
-    libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    return libc
-
-
 def _flags(options: MountOptions) -> int:
     return (
-        (MS_RDONLY if options.read_only else 0)
-        | (MS_NOSUID if options.nosuid else 0)
-        | (MS_NODEV if options.nodev else 0)
-        | (MS_NOEXEC if options.noexec else 0)
+        (system.MS_RDONLY if options.read_only else 0)
+        | (system.MS_NOSUID if options.nosuid else 0)
+        | (system.MS_NODEV if options.nodev else 0)
+        | (system.MS_NOEXEC if options.noexec else 0)
     )
 
 
@@ -149,19 +134,13 @@ def _mount_syscall(
         ]
     )
     fstype = f"fuse.{options.subtype}" if options.subtype else "fuse"
-    result = _libc().mount(
-        options.fsname.encode(),
-        mountpoint.encode(),
-        fstype.encode(),
-        _flags(options),
-        data.encode(),
-    )
-    if result == 0:
-        return
-    code = ctypes.get_errno()
-    if code in (errno.EPERM, errno.EACCES):
-        raise PermissionError(code, os.strerror(code))
-    raise MountError(f"cannot mount {mountpoint}: mount(2) failed: {os.strerror(code)}")
+    try:
+        system.mount(options.fsname, mountpoint, fstype, _flags(options), data)
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EPERM, errno.EACCES):
+            raise PermissionError(e.errno, e.strerror) from None
+        raise MountError(f"cannot mount {mountpoint}: mount(2) failed: {e.strerror}") from None
 
 
 def _mount_fusermount(mountpoint: str, max_read: int, options: MountOptions) -> int:
@@ -206,14 +185,16 @@ def _mount_fusermount(mountpoint: str, max_read: int, options: MountOptions) -> 
 
 
 def _umount2(mountpoint: str, lazy: bool) -> None:
-    if _libc().umount2(mountpoint.encode(), MNT_DETACH if lazy else 0) == 0:
-        return
-    code = ctypes.get_errno()
-    if code == errno.EINVAL:  # not mounted (any more): someone unmounted it already
-        return
-    if code == errno.EBUSY:
-        raise MountError(f"cannot unmount {mountpoint}: busy (files open); use a lazy unmount")
-    raise MountError(f"cannot unmount {mountpoint}: {os.strerror(code)}")
+    try:
+        system.umount2(mountpoint, system.MNT_DETACH if lazy else 0)
+    except OSError as e:
+        if e.errno == errno.EINVAL:  # not mounted (any more): someone unmounted it already
+            return
+        if e.errno == errno.EBUSY:
+            raise MountError(
+                f"cannot unmount {mountpoint}: busy (files open); use a lazy unmount"
+            ) from None
+        raise MountError(f"cannot unmount {mountpoint}: {e.strerror}") from None
 
 
 def _fusermount_unmount(mountpoint: str, lazy: bool) -> None:

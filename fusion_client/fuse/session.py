@@ -10,19 +10,19 @@ The GIL is released in readv/writev, so several workers overlap their I/O.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
 import logging
 import os
-import re
 import struct
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from fusion_client.fuse import abi
+from fusion_client.fuse import abi, system
 from fusion_client.fuse.ops import ConnInfo, ReadReply
 from fusion_client.fuse.protocol import NO_REPLY, EntryReply, Protocol
 
@@ -34,25 +34,6 @@ _UNMOUNTED = frozenset({errno.ENODEV, errno.ECONNABORTED})
 
 #: unmount(mountpoint, lazy) for the way the session was mounted (umount2 or fusermount3 -u).
 Unmounter = Callable[[str, bool], None]
-
-
-def mount_device(mountpoint: str) -> str | None:
-    """The "major:minor" device of the file system mounted at `mountpoint` (the newest one),
-    from /proc/self/mountinfo, so no request goes to the file system itself."""
-    device = None
-    with open("/proc/self/mountinfo") as mountinfo:
-        for line in mountinfo:
-            fields = line.split(" ", 5)
-            if _unescape(fields[4]) == mountpoint:
-                device = fields[2]
-    return device
-
-
-def _unescape(path: str) -> str:
-    """mountinfo writes space, tab, newline and backslash in paths as octal escapes."""
-    if "\\" not in path:
-        return path
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
 
 
 class SessionError(Exception):
@@ -81,6 +62,7 @@ class FuseSession:
         self._unmounted = False
         self._closed = False
         self._lock = threading.Lock()
+        self.device: str | None = None  # "0:N", known once served; names the fusectl entry
 
     @property
     def conn(self) -> ConnInfo | None:
@@ -103,8 +85,10 @@ class FuseSession:
         if self._threads:
             raise RuntimeError("the session is already being served")
         self._negotiate()
+        self.device = system.mount_device(self.mountpoint)
         if self.read_ahead_kb:
             self._raise_readahead()
+        atexit.register(self._abort_at_exit)
         for index in range(max(1, threads)):
             fd = self.fd if index == 0 else self._clone()
             thread = threading.Thread(
@@ -138,6 +122,27 @@ class FuseSession:
             return True
         return self.wait(timeout)
 
+    def abort(self) -> bool:
+        """Sever the connection now (fusectl): requests still waiting, e.g. of processes holding
+        files open after a lazy unmount, fail with ENOTCONN, and the workers end. False when
+        the kernel's control files are out of reach (not root, /sys read-only)."""
+        if self.device is None or self._closed:
+            return False
+        try:
+            system.abort_connection(self.device)
+        except FileNotFoundError:
+            return True  # the connection is already gone
+        except OSError as e:
+            log.warning("cannot abort the FUSE connection of %s: %s", self.mountpoint, e)
+            return False
+        return True
+
+    def _abort_at_exit(self) -> None:
+        """A process exiting while it serves must not keep its own files open on the mount:
+        exit() would close them (FLUSH) before the device, and wait forever for itself."""
+        if self.serving:
+            self.abort()
+
     def _close(self) -> None:
         with self._lock:
             if self._closed:
@@ -145,6 +150,7 @@ class FuseSession:
             self._closed = True
             for fd in self._fds:
                 os.close(fd)
+        atexit.unregister(self._abort_at_exit)
         self.protocol.finish()
 
     def _clone(self) -> int:
@@ -173,11 +179,10 @@ class FuseSession:
         it, and sequential readers then get few large READs instead of many small ones. Best
         effort: /sys is often read-only in containers.
         """
-        device = mount_device(self.mountpoint)
-        if device is None:
+        if self.device is None:
             return
         try:
-            with open(f"/sys/class/bdi/{device}/read_ahead_kb", "w") as knob:
+            with open(f"/sys/class/bdi/{self.device}/read_ahead_kb", "w") as knob:
                 knob.write(str(self.read_ahead_kb))
         except OSError as e:
             log.debug("kernel readahead of %s stays at its default: %s", self.mountpoint, e)

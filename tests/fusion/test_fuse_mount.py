@@ -34,7 +34,7 @@ from fusion_client.fuse import (
     mount,
     mounting,
 )
-from fusion_client.fuse.session import mount_device
+from fusion_client.fuse.system import mount_device
 from tests.fusion.memfs import SLOW_NAME, MemFS
 from tests.support import REPO, need_binary, wait_until
 
@@ -406,6 +406,46 @@ def test_unmounting_a_busy_mount_says_so_and_lazy_unmount_waits_for_close(
     finally:
         held.close()
     assert session.wait(timeout=30)
+
+
+def test_abort_fails_what_a_holder_of_a_lazily_unmounted_file_still_asks(
+    tmp_path: Path,
+) -> None:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    session = mount(MemFS(), str(mountpoint))
+    session.start(threads=2)
+    (mountpoint / "f").write_text("held open")
+    held = os.open(mountpoint / "f", os.O_RDONLY)
+    try:
+        assert not session.stop_and_unmount(lazy=True, timeout=0.2)
+        assert session.abort()
+        assert session.wait(timeout=30)
+        with pytest.raises(OSError) as severed:
+            os.read(held, 10)
+        assert severed.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)
+    finally:
+        with contextlib.suppress(OSError):  # closing flushes, which fails on a severed mount
+            os.close(held)
+
+
+def test_a_client_exiting_with_its_own_file_open_on_the_mount_does_not_hang(
+    tmp_path: Path,
+) -> None:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    leaky = (
+        "import os, sys; from fusion_client.fuse import mount; from tests.fusion.memfs import"
+        " MemFS; s = mount(MemFS(), sys.argv[1]); s.start(2);"
+        " f = open(os.path.join(sys.argv[1], 'f'), 'w'); f.write('x'); f.flush()"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", leaky, str(mountpoint)], cwd=REPO, timeout=60, check=False
+        )
+        assert done.returncode == 0
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
 def test_fusermount3_path_mounts_serves_and_unmounts(tmp_path: Path) -> None:
