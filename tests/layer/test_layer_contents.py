@@ -86,12 +86,21 @@ def test_tar_is_plain_ustar_without_pax_records(layer):
             assert block[156:157] in (b"0", b"5"), "only regular files and directories"
 
 
-def test_only_the_fusion_prefix_and_the_launcher_are_shipped(layer):
+def test_only_the_fusion_prefix_the_launcher_and_the_mountpoint_are_shipped(layer):
     for m in members(layer):
-        assert m.name in ("usr", "usr/bin", "usr/bin/fusion", ".fusion") or m.name.startswith(
-            ".fusion/"
-        )
+        assert m.name in (
+            "usr",
+            "usr/bin",
+            "usr/bin/fusion",
+            "fusion",
+            ".fusion",
+        ) or m.name.startswith(".fusion/")
         assert m.isdir() or m.isfile(), m.name
+
+
+def test_the_mountpoint_is_an_empty_directory_anyone_may_enter(layer):
+    fusion = next(m for m in members(layer) if m.name == "fusion")
+    assert fusion.isdir() and fusion.mode == 0o755
 
 
 def test_modes_are_fixed(layer):

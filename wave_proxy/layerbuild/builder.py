@@ -18,6 +18,9 @@ from wave_proxy.layerbuild.tarball import LayerTree
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCHER = "/usr/bin/fusion"
+# The launcher's default mountpoint, present so that a container running as a non-root user,
+# which cannot create /fusion itself, can still mount there.
+MOUNTPOINT = "/fusion"
 BUILD_INFO = f"{runtime.PREFIX.lstrip('/')}/layer.json"
 
 
@@ -152,6 +155,7 @@ def _build_one(
     tree = LayerTree()
     runtime.add_runtime(tree, root, arch, modules, work)
     tree.add_file(LAUNCHER, shim.compile_shim(inputs.shim_source, arch), 0o755)
+    tree.add_dir(MOUNTPOINT)
     tree.add_file(BUILD_INFO, _build_info(arch, lock, inputs_fingerprint(inputs)))
     blob = tarball.write_layer(tree, lock.source_date_epoch)
     name = layer_name(arch)

@@ -41,6 +41,9 @@ class LayerTree:
                 self.nodes.setdefault(str(parent), Node(0o755))
         self.nodes[path] = Node(mode, data)
 
+    def add_dir(self, path: str, mode: int = 0o755) -> None:
+        self.nodes[_normalise(path)] = Node(mode)
+
     def files(self) -> dict[str, bytes]:
         return {p: n.data for p, n in self.nodes.items() if n.data is not None}
 
