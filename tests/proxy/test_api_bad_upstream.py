@@ -16,7 +16,7 @@ from wave_proxy.config import LayerSpec, Settings
 from wave_proxy.image import mediatypes as mt
 from wave_proxy.image.digest import sha256_digest
 from wave_proxy.server.app import create_app
-from wave_proxy.server.handlers import AUGMENTER, BLOB_CACHE
+from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE
 from wave_proxy.upstream.client import MAX_MANIFEST_BYTES
 
 ACCEPT = {"Accept": ", ".join(mt.DEFAULT_ACCEPT)}

@@ -15,7 +15,7 @@ from tests.support.registry import registry_running
 from wave_proxy.config import LayerSpec, Settings
 from wave_proxy.image import mediatypes as mt
 from wave_proxy.server.app import create_app
-from wave_proxy.server.handlers import AUGMENTER, BLOB_CACHE
+from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE
 from wave_proxy.upstream.client import RetryPolicy
 
 ACCEPT = {"Accept": ", ".join(mt.DEFAULT_ACCEPT)}

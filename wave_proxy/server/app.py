@@ -18,6 +18,7 @@ from wave_proxy.image.layer import LayerDescriptor
 from wave_proxy.server import handlers
 from wave_proxy.server.errors import RegistryError
 from wave_proxy.server.failures import registry_error
+from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE, BLOBS
 from wave_proxy.store.blobcache import BlobCache
 from wave_proxy.store.blobs import BlobStore
 from wave_proxy.store.layers import ingest_layer
@@ -65,12 +66,12 @@ async def _lifecycle(
         trust_env=True,  # HTTPS_PROXY / NO_PROXY for egress to upstream registries
     )
     registries = Registries(settings.registries, session, credentials, retry, timeout)
-    app[handlers.BLOBS] = blobs
+    app[BLOBS] = blobs
     if settings.blob_cache_size:
-        app[handlers.BLOB_CACHE] = await asyncio.to_thread(
+        app[BLOB_CACHE] = await asyncio.to_thread(
             BlobCache, data_dir / "cache", settings.blob_cache_size
         )
-    app[handlers.AUGMENTER] = Augmenter(store, registries, layers)
+    app[AUGMENTER] = Augmenter(store, registries, layers)
     for layer in layers:
         log.info(
             "appending layer %s (%d bytes, platform %s)",
@@ -81,10 +82,10 @@ async def _lifecycle(
     try:
         yield
     finally:
-        if handlers.BLOB_CACHE in app:
+        if BLOB_CACHE in app:
             # Let fills whose client left finish briefly; what is cut is dropped at next start.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(app[handlers.BLOB_CACHE].settled(), SHUTDOWN_GRACE)
+                await asyncio.wait_for(app[BLOB_CACHE].settled(), SHUTDOWN_GRACE)
         await session.close()
         await store.close()
 

@@ -1,0 +1,13 @@
+"""The proxy's shared state on the aiohttp app, by typed key."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from wave_proxy.augment import Augmenter
+from wave_proxy.store.blobcache import BlobCache
+from wave_proxy.store.blobs import BlobStore
+
+AUGMENTER = web.AppKey("augmenter", Augmenter)
+BLOBS = web.AppKey("blobs", BlobStore)
+BLOB_CACHE = web.AppKey("blob_cache", BlobCache)  # absent when the cache is disabled
