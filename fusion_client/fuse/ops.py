@@ -24,7 +24,9 @@ Conventions every method follows:
   system must lock its own shared state.
 - `ctx.interrupted` turns true when the kernel sends INTERRUPT for the request (the caller got a
   signal). Long operations may poll it and raise `FuseError(errno.EINTR)`; `interrupt()` is also
-  called, from another worker thread, so blocking waits can be woken.
+  called (from another worker thread, or just before the request starts when the INTERRUPT
+  overtook it), so blocking waits can be woken. Reads through the page cache are readahead
+  requests the kernel never interrupts; only direct-I/O reads and other waits are.
 
 Entry point (in `fusion_client.fuse`; modules mounting.py and session.py):
     session = mount(ops, mountpoint, options=MountOptions(allow_other=True, ...))
@@ -32,7 +34,11 @@ Entry point (in `fusion_client.fuse`; modules mounting.py and session.py):
         # default_permissions, use_fusermount (force the fusermount3 path), max_write (1 MiB),
         # max_background, readdirplus ("auto" | "always" | "off"), read_ahead_kb (1024)
     session.serve(threads=4)            # blocks until unmounted; or session.start(threads=4)
-    session.stop_and_unmount(lazy=False)
+    session.stop_and_unmount(lazy=False, timeout=None) -> bool  # False: workers still serving
+    session.wait(timeout) -> bool / session.serving      # (a lazy unmount waits for last close)
+    session.abort() -> bool             # sever the connection (fusectl): waiting requests fail
+        # A process that exits while serving aborts its connection at exit, so files it holds
+        # open on its own mount cannot deadlock its exit.
     session.notify_inval_inode(ino, offset=0, length=-1)   # drop cached data/attributes
     session.notify_inval_entry(parent, name)                # drop a cached name
 Do not call the notify_* methods from inside a request on the same directory/inode (the kernel
