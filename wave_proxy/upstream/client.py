@@ -45,6 +45,7 @@ MAX_MANIFEST_BYTES = 4 << 20
 MAX_CONFIG_BYTES = 16 << 20
 REDIRECTS = (301, 302, 303, 307, 308)
 MIN_TOKEN_TTL = 10.0
+MAX_CONNECT_TIMEOUT = 5.0
 NOT_FOUND_CODES = frozenset({"NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN"})
 
 
@@ -103,7 +104,9 @@ class RegistryClient:
         self._credentials: CredentialSource | None = credentials
         self._retry = retry or RetryPolicy()
         self._clock = clock
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
+        # A black-holed upstream must fail fast enough for retries to fit in a client's patience.
+        connect = min(timeout, MAX_CONNECT_TIMEOUT)
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect, sock_read=timeout)
         self._challenge: Challenge | None = None
         # scope -> (token, expiry); entries expire with the token.
         self._tokens: TLRUCache[str, tuple[str, float]] = TLRUCache(
