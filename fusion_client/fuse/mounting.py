@@ -59,17 +59,23 @@ def mount(ops: Operations, mountpoint: str, options: MountOptions | None = None)
         max_background=options.max_background,
         readdirplus=options.readdirplus,
     )
+    denied = f"{FUSERMOUNT} was asked for"
     if not options.use_fusermount:
+        # Not privileged: fusermount3 (setuid root) is the way, as in libfuse.
         try:
             fd = _open_device(mountpoint)
-            _mount_syscall(fd, mountpoint, rootmode, protocol.max_write, options)
-        except PermissionError:
-            pass  # not privileged: fusermount3 (setuid root) is the way, as in libfuse
+        except PermissionError as e:
+            denied = f"{abi.DEVICE}: {e.strerror} (in a container add --device /dev/fuse)"
         else:
-            return FuseSession(
-                fd, mountpoint, protocol, _umount2, read_ahead_kb=options.read_ahead_kb
-            )
-    fd = _mount_fusermount(mountpoint, protocol.max_write, options)
+            try:
+                _mount_syscall(fd, mountpoint, rootmode, protocol.max_write, options)
+            except PermissionError:
+                denied = "not permitted to mount (needs CAP_SYS_ADMIN: docker --cap-add SYS_ADMIN)"
+            else:
+                return FuseSession(
+                    fd, mountpoint, protocol, _umount2, read_ahead_kb=options.read_ahead_kb
+                )
+    fd = _mount_fusermount(mountpoint, protocol.max_write, options, denied)
     return FuseSession(
         fd, mountpoint, protocol, _fusermount_unmount, read_ahead_kb=options.read_ahead_kb
     )
@@ -143,13 +149,11 @@ def _mount_syscall(
         raise MountError(f"cannot mount {mountpoint}: mount(2) failed: {e.strerror}") from None
 
 
-def _mount_fusermount(mountpoint: str, max_read: int, options: MountOptions) -> int:
+def _mount_fusermount(mountpoint: str, max_read: int, options: MountOptions, why: str) -> int:
+    """Mount through fusermount3; `why` says why mount(2) was not used, for the error."""
     fusermount = shutil.which(FUSERMOUNT)
     if fusermount is None:
-        raise MountError(
-            f"cannot mount {mountpoint}: not permitted to mount (needs root with CAP_SYS_ADMIN, "
-            f"e.g. docker --cap-add SYS_ADMIN) and {FUSERMOUNT} is not installed"
-        )
+        raise MountError(f"cannot mount {mountpoint}: {why}, and {FUSERMOUNT} is not installed")
     opts = [
         f"fsname={options.fsname}",
         *([f"subtype={options.subtype}"] if options.subtype else []),

@@ -457,29 +457,36 @@ def test_fusermount3_path_mounts_serves_and_unmounts(tmp_path: Path) -> None:
     assert mount_entry(m.path) is None
 
 
+def run_as_nobody(
+    script: str, mountpoint: str, *, isolated_device: bool
+) -> subprocess.CompletedProcess[str]:
+    """Run `script` (which drops to uid 65534 itself) with `mountpoint` as its argument.
+
+    /dev/fuse is root-only on this machine (distros make it 0666); with isolated_device the
+    script runs in a private mount namespace where a world-usable node is bound over it.
+    """
+    argv = [sys.executable, "-c", script, mountpoint]
+    with tempfile.TemporaryDirectory(prefix="fuse-device-") as devices:
+        if isolated_device:
+            device = Path(devices) / "fuse"
+            os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(10, 229))
+            os.chmod(device, 0o666)
+            shell = f'mount --bind {device} /dev/fuse && exec "$0" "$@"'
+            unshare = need_binary("unshare")
+            argv = [unshare, "--mount", "--propagation", "private", "sh", "-c", shell, *argv]
+        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_unprivileged_user_falls_back_to_fusermount3() -> None:
     fusermount = need_binary("fusermount3")
-    unshare = need_binary("unshare")
     with tempfile.TemporaryDirectory(prefix="fuse-nobody-") as top:  # pytest's tmp is 0700
         os.chmod(top, 0o755)
         mountpoint = Path(top) / "mnt"
         mountpoint.mkdir()
         os.chown(mountpoint, 65534, 65534)
-        # /dev/fuse is root-only here (distros make it 0666): in a private mount namespace,
-        # bind a world-usable node over it, as an ordinary host has.
-        device = Path(top) / "fuse"
-        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(10, 229))
-        os.chmod(device, 0o666)
-        shell = f'mount --bind {device} /dev/fuse && exec "$0" "$@"'
-        namespace = [unshare, "--mount", "--propagation", "private", "sh", "-c", shell]
-        done = subprocess.run(
-            [*namespace, sys.executable, "-c", UNPRIVILEGED_MOUNT, str(mountpoint)],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert done.returncode == 0, done.stderr
+        done = run_as_nobody(UNPRIVILEGED_MOUNT, str(mountpoint), isolated_device=True)
     assert done.stdout.splitlines() == [
         "running as uid 65534",
         f"cannot mount {mountpoint}: {fusermount}: option allow_other only allowed if "
@@ -545,10 +552,39 @@ def test_mounting_over_the_dead_mount_of_a_killed_client_says_how_to_clear_it(
         subprocess.run(["umount", "-l", str(mountpoint)], check=True)
 
 
-def test_mount_without_privilege_or_fusermount3_says_what_is_needed(
+def test_forcing_fusermount3_when_it_is_not_installed_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(mounting, "FUSERMOUNT", "fusermount-not-installed")
-    needed = r"not permitted to mount \(needs root with CAP_SYS_ADMIN.*is not installed$"
-    with pytest.raises(MountError, match=needed):
+    with pytest.raises(MountError, match=r"was asked for, and fusermount-not-installed is not"):
         mount(MemFS(), str(tmp_path), MountOptions(use_fusermount=True))
+
+
+def test_an_unprivileged_user_without_fusermount3_learns_what_is_missing() -> None:
+    with tempfile.TemporaryDirectory(prefix="fuse-nobody-") as top:
+        os.chmod(top, 0o755)
+        done = run_as_nobody(NO_FUSERMOUNT, top, isolated_device=False)
+        device_closed = done.stdout.splitlines()
+        done = run_as_nobody(NO_FUSERMOUNT, top, isolated_device=True)
+        mount_refused = done.stdout.splitlines()
+    assert device_closed == [
+        f"cannot mount {top}: /dev/fuse: Permission denied (in a container add --device "
+        "/dev/fuse), and fusermount-not-installed is not installed"
+    ]
+    assert mount_refused == [
+        f"cannot mount {top}: not permitted to mount (needs CAP_SYS_ADMIN: docker --cap-add "
+        "SYS_ADMIN), and fusermount-not-installed is not installed"
+    ]
+
+
+NO_FUSERMOUNT = textwrap.dedent("""
+    import os, sys
+    from fusion_client.fuse import mount, mounting, MountError
+    from tests.fusion.memfs import MemFS
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)
+    mounting.FUSERMOUNT = "fusermount-not-installed"
+    try:
+        mount(MemFS(), sys.argv[1])
+    except MountError as e:
+        print(e)
+""")
