@@ -4,7 +4,7 @@ A file system implements `Operations` (ops.py); the protocol layer here decodes 
 dispatches them and writes replies. It knows nothing about S3.
 """
 
-from fusion_client.fuse.mounting import MountError, MountOptions, mount
+from fusion_client.fuse.mounting import MountOptions, mount
 from fusion_client.fuse.ops import (
     ROOT_INO,
     Attr,
@@ -20,6 +20,7 @@ from fusion_client.fuse.ops import (
     StatFs,
 )
 from fusion_client.fuse.session import FuseSession, SessionError
+from fusion_client.fuse.system import MountError
 
 __all__ = [
     "ROOT_INO",

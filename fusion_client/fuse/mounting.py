@@ -18,12 +18,9 @@ from fusion_client.fuse import abi, system
 from fusion_client.fuse.ops import Operations
 from fusion_client.fuse.protocol import Protocol
 from fusion_client.fuse.session import FuseSession
+from fusion_client.fuse.system import MountError
 
 FUSERMOUNT = "fusermount3"
-
-
-class MountError(Exception):
-    """Mounting or unmounting failed; str() is a one-line cause saying what to do about it."""
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ from typing import Any
 from fusion_client.fuse import abi, system
 from fusion_client.fuse.ops import ConnInfo, ReadReply
 from fusion_client.fuse.protocol import NO_REPLY, EntryReply, Protocol
+from fusion_client.fuse.system import MountError
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,8 @@ _UNMOUNTED = frozenset({errno.ENODEV, errno.ECONNABORTED})
 Unmounter = Callable[[str, bool], None]
 
 
-class SessionError(Exception):
-    """The kernel and we could not agree on the protocol (INIT failed)."""
+class SessionError(MountError):
+    """The kernel and we could not agree on the protocol (INIT failed); the mount is undone."""
 
 
 class FuseSession:
@@ -84,7 +85,12 @@ class FuseSession:
         """Answer INIT, then serve in `threads` background threads; returns at once."""
         if self._threads:
             raise RuntimeError("the session is already being served")
-        self._negotiate()
+        try:
+            self._negotiate()
+        except SessionError:
+            with contextlib.suppress(MountError):
+                self.stop_and_unmount(lazy=True)
+            raise
         self.device = system.mount_device(self.mountpoint)
         if self.read_ahead_kb:
             self._raise_readahead()

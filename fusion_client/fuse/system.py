@@ -17,6 +17,10 @@ MNT_DETACH = 2
 FUSECTL = "/sys/fs/fuse/connections"
 
 
+class MountError(Exception):
+    """Mounting, serving or unmounting failed; str() is a one-line cause saying what to do."""
+
+
 @cache
 def _libc() -> ctypes.CDLL:
     libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)

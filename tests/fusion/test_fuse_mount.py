@@ -377,6 +377,18 @@ def test_serve_returns_when_unmounted_from_outside(tmp_path: Path) -> None:
     assert mount_entry(mountpoint) is None
 
 
+def test_a_mount_gone_before_it_was_served_fails_start_with_a_mount_error(
+    tmp_path: Path,
+) -> None:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    session = mount(MemFS(), str(mountpoint))
+    subprocess.run(["umount", "-l", str(mountpoint)], check=True)
+    with pytest.raises(MountError, match="no INIT from the kernel"):
+        session.start(threads=2)
+    assert mount_entry(mountpoint) is None and not session.serving
+
+
 def test_stop_and_unmount_of_an_idle_mount_stops_every_worker(tmp_path: Path) -> None:
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
