@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 TAG_TTL = 30.0
 UPSTREAM_BLOB = "upstream-blob"  # link value of blobs the upstream served under a name
 INDEX_CONCURRENCY = 4
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: history records config changes
 IMMUTABLE_KEYS = ("link/", "aug/")
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from wave_proxy.image import mediatypes as mt
@@ -34,6 +34,7 @@ from wave_proxy.image.layer import LayerDescriptor, Platform
 
 HISTORY_CREATED = "1970-01-01T00:00:00Z"
 HISTORY_CREATED_BY = "wave-proxy: appended layer"
+HISTORY_CHANGED_BY = "wave-proxy: changed config"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
 BASE_NAME = "org.opencontainers.image.base.name"
 ATTESTATION_TYPE = "vnd.docker.reference.type"
@@ -51,7 +52,9 @@ class ConfigChanges:
     (`NAME=value`) replace a variable of the same name in place or are appended.
     entrypoint_prefix wraps instead of replacing (the Fusion launcher): it goes in front of the
     image's Entrypoint, so `docker run IMAGE [ARGS]` still runs the image's own command through
-    it, and a user's `--entrypoint` still bypasses it. Wrapping is idempotent.
+    it, and a user's `--entrypoint` still bypasses it. Wrapping is idempotent, and applies only
+    to images that get a layer: the launcher comes in a layer, so an image of a platform no
+    layer is for keeps its own Entrypoint.
     """
 
     entrypoint: tuple[str, ...] | None = None
@@ -202,8 +205,31 @@ def augment_config(
         runtime = result.get("config")
         if not isinstance(runtime, dict):
             runtime = result["config"] = {}
+        before = copy.deepcopy(runtime)
         apply_config_changes(runtime, changes)
+        described = describe_changes(before, runtime)
+        if isinstance(history, list) and described:
+            # Like a Dockerfile's ENTRYPOINT/ENV line: `docker history` shows what we changed.
+            history.append(
+                {"created": HISTORY_CREATED, "created_by": described, "empty_layer": True}
+            )
     return result
+
+
+RUNTIME_INSTRUCTIONS = (("Entrypoint", "ENTRYPOINT"), ("Cmd", "CMD"), ("WorkingDir", "WORKDIR"))
+
+
+def describe_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """The runtime settings that differ, as Dockerfile-like instructions (`` when none)."""
+    parts = [
+        f"{instruction} {json.dumps(after.get(key))}"
+        for key, instruction in RUNTIME_INSTRUCTIONS
+        if before.get(key) != after.get(key)
+    ]
+    added_env = [e for e in after.get("Env") or [] if e not in (before.get("Env") or [])]
+    if added_env:
+        parts.append("ENV " + " ".join(added_env))
+    return f"{HISTORY_CHANGED_BY}: {'; '.join(parts)}" if parts else ""
 
 
 def apply_config_changes(runtime: dict[str, Any], changes: ConfigChanges) -> None:
@@ -223,9 +249,10 @@ def apply_config_changes(runtime: dict[str, Any], changes: ConfigChanges) -> Non
 
 
 def wrap_entrypoint(prefix: Sequence[str], current: Any) -> list[str]:
-    """`prefix` + the current Entrypoint (null, a list, or a lone string), unless already there."""
+    """`prefix` + the current Entrypoint (null, a list, or a lone string), unless it already
+    starts with prefix[0], the launcher."""
     existing = [current] if isinstance(current, str) else list(current or [])
-    if existing[: len(prefix)] == list(prefix):
+    if existing[:1] == list(prefix[:1]):  # already starts with the launcher, e.g. a Wave image
         return existing
     return [*prefix, *existing]
 
@@ -265,6 +292,8 @@ def augment_image(
         return None
     config = load_json(config_body, "image config")
     selected = [layer for layer in layers if layer.applies_to(config_platform(config))]
+    if not selected:
+        changes = replace(changes, entrypoint_prefix=())  # no launcher to wrap with
     if not selected and changes.is_empty():
         return None
     new_config = Document(config_type, dump_json(augment_config(config, selected, changes)))
