@@ -6,8 +6,9 @@ methods and encodes replies.
 Nothing here knows about /dev/fuse bytes, so a file system can be read and tested on its own.
 
 Conventions every method follows:
-- Raise `FuseError(errno.X)` to answer with an error. Any other exception is logged and answered
-  with EIO, so a bug never hangs the caller.
+- Raise `FuseError(errno.X)` to answer with an error. An OSError is logged and answered with its
+  errno (ENOSPC from a full disk reaches the writer as ENOSPC); any other exception is logged
+  and answered with EIO, so a bug never hangs the caller.
 - Methods not overridden answer ENOSYS, except open/opendir (succeed with handle 0),
   release/releasedir (succeed) and statfs (an empty file system), as in libfuse. For ACCESS,
   FLUSH, FSYNC, FSYNCDIR the kernel then treats every later call as success; for xattrs and

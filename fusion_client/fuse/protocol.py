@@ -292,6 +292,9 @@ class Protocol:
             return unique, 0, handler(ctx, nodeid, buf, length)
         except FuseError as e:
             code = e.errno if 0 < e.errno < 512 else errno.EIO
+        except OSError as e:  # e.g. ENOSPC from a full staging disk: the caller's real cause
+            log.warning("FUSE %s on inode %d failed: %s", _opname(opcode), nodeid, e)
+            code = e.errno if e.errno and 0 < e.errno < 512 else errno.EIO
         except Exception:
             log.exception("FUSE %s on inode %d failed", _opname(opcode), nodeid)
             code = errno.EIO

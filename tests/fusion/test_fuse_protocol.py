@@ -58,6 +58,8 @@ class Recorder(Operations):
             return Entry.negative(2.5)
         if name == b"boom":
             raise RuntimeError("bug in the file system")
+        if name == b"full":
+            raise OSError(errno.ENOSPC, "No space left on device")
         return Entry(Attr(ino=7, size=3, mode=stat.S_IFREG | 0o644), entry_timeout=1.5)
 
     def setattr(self, ctx: Context, ino: int, changes: SetAttr) -> tuple[Attr, float]:
@@ -239,6 +241,10 @@ def test_open_release_and_statfs_succeed_by_default_as_in_libfuse() -> None:
 
 def test_a_bug_in_an_operation_answers_eio_instead_of_hanging(protocol: Protocol) -> None:
     assert protocol.handle(*request(Opcode.LOOKUP, b"boom\0"))[1:] == (errno.EIO, None)
+
+
+def test_an_os_error_in_an_operation_answers_its_errno(protocol: Protocol) -> None:
+    assert protocol.handle(*request(Opcode.LOOKUP, b"full\0"))[1:] == (errno.ENOSPC, None)
 
 
 def test_forget_and_batch_forget_reach_the_file_system_without_a_reply(
