@@ -188,15 +188,22 @@ def test_truncate_and_open_with_o_trunc(mnt: Mounted) -> None:
     assert path.read_bytes() == b"z"
 
 
-def test_operations_the_file_system_lacks_fail_with_the_kernels_errno(mnt: Mounted) -> None:
-    (mnt.path / "a").write_text("a")
-    with pytest.raises(OSError) as link:
-        os.link(mnt.path / "a", mnt.path / "b")
-    assert link.value.errno == errno.EPERM  # the kernel maps LINK's ENOSYS to EPERM
-    for _ in range(2):
-        with pytest.raises(OSError) as xattr:
-            os.getxattr(mnt.path / "a", "user.x")
-        assert xattr.value.errno == errno.EOPNOTSUPP  # ENOSYS: the kernel stops asking
+def test_operations_the_file_system_lacks_fail_with_the_kernels_errno(tmp_path: Path) -> None:
+    class WithoutMknod(MemFS):
+        mknod = Operations.mknod
+
+    with mounted(tmp_path, WithoutMknod()) as m:
+        (m.path / "a").write_text("a")
+        with pytest.raises(OSError) as fifo:
+            os.mkfifo(m.path / "fifo")
+        assert fifo.value.errno == errno.ENOSYS  # passed through as answered
+        with pytest.raises(OSError) as link:
+            os.link(m.path / "a", m.path / "b")
+        assert link.value.errno == errno.EPERM  # the kernel maps LINK's ENOSYS to EPERM
+        for _ in range(2):
+            with pytest.raises(OSError) as xattr:
+                os.getxattr(m.path / "a", "user.x")
+            assert xattr.value.errno == errno.EOPNOTSUPP  # after ENOSYS the kernel stops asking
 
 
 def test_listing_2000_entries_takes_several_readdirplus_replies(tmp_path: Path) -> None:
