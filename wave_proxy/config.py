@@ -25,6 +25,7 @@ ENV_PREFIX = "WAVE_PROXY_"
 DEFAULT_LISTEN = "0.0.0.0:9090"
 DEFAULT_REGISTRIES = {"docker.io": "https://registry-1.docker.io"}
 DEFAULT_DATA_DIR = Path("var")
+DEFAULT_FUSION_LAYERS = "fusion-layers"  # in the data dir, when Fusion is on
 DEFAULT_BLOB_CACHE_SIZE = 10 << 30
 DEFAULT_TOKEN_TTL = 36 * 3600.0
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -59,6 +60,10 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     allow_private_layer_hosts: bool = False
     fusion_layers: Path | None = None  # directory of fusion-<version>-<arch>.tar.gz + .json
+    # Append the Fusion layer of each image's architecture (wave_proxy/fusion_default builds it
+    # into fusion_layers at start) and run every image's command through its launcher.
+    # load_settings turns this on unless layers are given; a Settings made in code opts in.
+    fusion: bool = False
 
 
 # One entry per option: (CLI/config key, environment suffix). Multi-valued environment
@@ -67,6 +72,7 @@ OPTIONS = (
     *("listen", "registry", "registry_auth", "docker_config", "layer", "data_dir", "store"),
     "blob_cache_size",
     *("advertise_host", "token_ttl", "api_key", "allow_private_layer_hosts", "fusion_layers"),
+    "fusion",
 )
 
 
@@ -100,6 +106,7 @@ def load_settings(
     layers: tuple[LayerSpec, ...] = ()
     data_dir = DEFAULT_DATA_DIR
     api: dict[str, Any] = {}
+    fusion: bool | None = None
     for origin, values, base in sources:
         try:
             if "listen" in values:
@@ -128,11 +135,16 @@ def load_settings(
                 api["allow_private_layer_hosts"] = parse_bool(values["allow_private_layer_hosts"])
             if "fusion_layers" in values:
                 api["fusion_layers"] = base / str(values["fusion_layers"])
+            if "fusion" in values:
+                fusion = parse_bool(values["fusion"])
         except ConfigError as exc:
             raise ConfigError(f"{origin}: {exc}") from None
     unknown = sorted(set(auth) - set(registries))
     if unknown:
         raise ConfigError(f"credentials given for unconfigured registry {', '.join(unknown)}")
+    api["fusion"] = not layers if fusion is None else fusion  # an explicit --layer replaces it
+    if api["fusion"]:
+        api.setdefault("fusion_layers", data_dir / DEFAULT_FUSION_LAYERS)
     return Settings(host, port, registries, auth, docker_config, layers, data_dir, **api)
 
 

@@ -35,11 +35,17 @@ def upstream_args(registries: Mapping[str, Registry], with_credentials: bool = T
 
 
 class Proxy:
-    """One `wavectl serve` process; `args` come after `serve --listen .. --data-dir ..`."""
+    """One `wavectl serve` process; `args` come after `serve --listen .. --data-dir ..`.
 
-    def __init__(self, workdir: Path, args: Sequence[str], data_dir: Path | None = None) -> None:
+    Without `fusion`, it runs with --no-fusion: images come back with only the layers a test
+    names, and no start waits for a Fusion layer build.
+    """
+
+    def __init__(
+        self, workdir: Path, args: Sequence[str], data_dir: Path | None = None, fusion: bool = False
+    ) -> None:
         self.workdir = workdir
-        self.args = list(args)
+        self.args = list(args) if fusion else [*args, "--no-fusion"]
         self.data_dir = data_dir or workdir / "data"
         self.port = free_port()
         self.service: Service | None = None
@@ -83,9 +89,9 @@ class Proxy:
 
 @contextlib.contextmanager
 def proxy_running(
-    workdir: Path, args: Sequence[str], data_dir: Path | None = None
+    workdir: Path, args: Sequence[str], data_dir: Path | None = None, fusion: bool = False
 ) -> Iterator[Proxy]:
-    proxy = Proxy(workdir, args, data_dir)
+    proxy = Proxy(workdir, args, data_dir, fusion)
     proxy.start()
     try:
         yield proxy

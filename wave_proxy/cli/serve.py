@@ -12,6 +12,7 @@ from aiohttp import web
 
 from wave_proxy.cli import CliError
 from wave_proxy.config import ConfigError, Settings, env_name, load_settings
+from wave_proxy.layerbuild import LayerBuildError
 from wave_proxy.server.app import create_app
 from wave_proxy.store.layers import LayerFileError
 from wave_proxy.store.metadata import MetadataStoreError
@@ -52,8 +53,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--layer",
         action="append",
         metavar="[OS/ARCH=]PATH.tar.gz",
-        help="a gzip tar layer appended to every image, or only to one platform's (repeatable) "
-        f"[{env_name('layer')}]",
+        help="a gzip tar layer appended to every image, or only to one platform's (repeatable); "
+        f"replaces the default Fusion layer [{env_name('layer')}]",
+    )
+    parser.add_argument(
+        "--fusion",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="append the Fusion layer of each image's architecture and run the image's command "
+        "through /usr/bin/fusion (default: on unless --layer is given; the layer is built into "
+        f"--fusion-layers or DATA_DIR/fusion-layers when absent) [{env_name('fusion')}]",
     )
     parser.add_argument(
         "--data-dir", metavar="DIR", help=f"embedded store, default ./var [{env_name('data_dir')}]"
@@ -86,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
                 "registry_auth": args.registry_auth,
                 "docker_config": args.docker_config,
                 "layer": args.layer,
+                "fusion": args.fusion,
                 "data_dir": args.data_dir,
                 "blob_cache_size": args.blob_cache_size,
                 **{option: getattr(args, option) for option in API_OPTIONS},
@@ -93,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
             config_file=Path(args.config) if args.config else None,
         )
         asyncio.run(serve(settings))
+    except LayerBuildError as exc:
+        raise CliError(f"cannot provide the Fusion layer: {exc}", exit_code=1) from None
     except (
         ConfigError,
         LayerFileError,

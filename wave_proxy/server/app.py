@@ -14,7 +14,9 @@ from aiohttp import web
 from wave_proxy.api.routes import setup_api
 from wave_proxy.augment import IMMUTABLE_KEYS, Augmenter
 from wave_proxy.config import Settings
+from wave_proxy.fusion_default import LAUNCHER_PREFIX, fusion_layer_specs
 from wave_proxy.image.layer import LayerDescriptor
+from wave_proxy.image.mutate import ConfigChanges
 from wave_proxy.server import handlers
 from wave_proxy.server.errors import RegistryError
 from wave_proxy.server.failures import registry_error
@@ -57,9 +59,10 @@ async def _lifecycle(
 ) -> AsyncIterator[None]:
     data_dir = settings.data_dir
     blobs = BlobStore(data_dir / "blobs")
-    layers = await asyncio.to_thread(_ingest_layers, settings, blobs)
     credentials = resolve_credentials(settings)
     store = MemoizedStore(await open_metadata_store(settings), IMMUTABLE_KEYS)
+    # After the quick checks: providing the Fusion layers may take a build on first start.
+    layers = await asyncio.to_thread(_ingest_layers, settings, blobs)
     session = aiohttp.ClientSession(
         auto_decompress=False,
         connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60),
@@ -71,7 +74,8 @@ async def _lifecycle(
         app[BLOB_CACHE] = await asyncio.to_thread(
             BlobCache, data_dir / "cache", settings.blob_cache_size
         )
-    app[AUGMENTER] = Augmenter(store, registries, layers)
+    changes = ConfigChanges(entrypoint_prefix=LAUNCHER_PREFIX if settings.fusion else ())
+    app[AUGMENTER] = Augmenter(store, registries, layers, changes)
     for layer in layers:
         log.info(
             "appending layer %s (%d bytes, platform %s)",
@@ -98,7 +102,8 @@ async def open_metadata_store(settings: Settings) -> MetadataStore:
 
 
 def _ingest_layers(settings: Settings, blobs: BlobStore) -> list[LayerDescriptor]:
-    return [ingest_layer(blobs, spec.path, spec.platform) for spec in settings.layers]
+    specs = [*settings.layers, *fusion_layer_specs(settings)]
+    return [ingest_layer(blobs, spec.path, spec.platform) for spec in specs]
 
 
 def resolve_credentials(settings: Settings) -> Mapping[str, Credentials | CredentialSource]:
