@@ -58,7 +58,7 @@ job = json.loads(sys.argv[1])
 s3 = boto3.client("s3", endpoint_url=job["endpoint"], aws_access_key_id=job["key"],
                   aws_secret_access_key=job["secret"], region_name="us-east-1",
                   config=Config(s3={"addressing_style": "path"}))
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 if job["op"] == "download":
     s3.download_file(job["bucket"], job["object"], job["path"])
     fd = os.open(job["path"], os.O_RDONLY)
@@ -71,11 +71,17 @@ else:
     for page in s3.get_paginator("list_objects_v2").paginate(
             Bucket=job["bucket"], Prefix=job["prefix"]):
         pass
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time() - cpu)
 """
 
 
 # -- memory sampling ---------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_anon_kib(pid: int) -> int:
@@ -145,6 +151,7 @@ class Bench:
     workdir: Path
     size: int  # bytes of the sequential file and of each write; the random-read object is 2x
     memory: PeakMemory = field(default_factory=PeakMemory)
+    cpu: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # seconds per run
     _runs: int = 0
 
     @property
@@ -191,8 +198,10 @@ class Bench:
             output, _ = process.communicate()
         if process.returncode:
             raise RuntimeError(f"boto3 {job['op']} failed with status {process.returncode}")
-        print(f"  {workload:6} boto3   {float(output):7.2f} s", flush=True)
-        return float(output)
+        seconds, cpu = map(float, output.split())
+        self.cpu.setdefault(("boto3", workload), []).append(cpu)
+        print(f"  {workload:6} boto3   {seconds:7.2f} s, cpu {cpu:6.2f} s", flush=True)
+        return seconds
 
 
 class MountedClient:
@@ -334,12 +343,14 @@ def timed_on_fresh_mount(
     try:
         bench.cold_start(warm)
         with bench.memory.watching(client.name, workload, client.process.pid):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds(client.process.pid)
             action(client.root)
             seconds = time.perf_counter() - start
+            cpu = cpu_seconds(client.process.pid) - cpu
     finally:
         client.stop()
-    print(f"  {workload:6} {client.name:7} {seconds:7.2f} s", flush=True)
+    bench.cpu.setdefault((client.name, workload), []).append(cpu)
+    print(f"  {workload:6} {client.name:7} {seconds:7.2f} s, cpu {cpu:6.2f} s", flush=True)
     return seconds
 
 
@@ -420,6 +431,7 @@ def run(repeat: int, size_mib: int = 1024) -> list[Comparison]:
         f"{work} {mib:.1f}" for work, mib in sorted(bench.memory.peaks_mib("fusion").items())
     )
     print(f"\nfusion peak RssAnon by workload (MiB): {peaks}", flush=True)
+    print(cpu_table(bench), flush=True)
     return comparisons(rows)
 
 
@@ -572,6 +584,23 @@ def side_by_side(rows: list[Row], size_mib: int, repeat: int) -> str:
     for row in rows:
         cells = " | ".join(f"{row.values[client]:.2f} {row.unit}" for client in clients)
         lines.append(f"| {row.metric} | {cells} | {row.target} | {'yes' if row.met else 'NO'} |")
+    return "\n".join(lines)
+
+
+def cpu_table(bench: Bench) -> str:
+    """CPU seconds each client process spent per workload (medians): steadier than wall time
+    on a busy machine, and what a task pays on a small instance."""
+    clients = ("fusion", "boto3", *PEERS)
+    lines = [
+        "\nCPU seconds (user+sys) of the client process, medians:\n",
+        f"| workload | {' | '.join(clients)} |",
+        f"| --- | {' | '.join('---:' for _ in clients)} |",
+    ]
+    for workload in ("seq", "random", "write", "ls"):
+        cells = " | ".join(
+            f"{statistics.median(bench.cpu[(client, workload)]):.2f}" for client in clients
+        )
+        lines.append(f"| {workload} | {cells} |")
     return "\n".join(lines)
 
 
