@@ -104,12 +104,8 @@ def _supervise(command: list[str], env: dict[str, str], mask: set[int]) -> int:
         pid = os.posix_spawnp(
             command[0], command, env, setsigmask=(), setsigdef=(*FORWARDED, *_PYTHON_IGNORED)
         )
-    except FileNotFoundError:
-        print(f"fusion: {command[0]}: command not found", file=sys.stderr)
-        return 127
-    except OSError as exc:  # permission denied, exec format error, ...
-        print(f"fusion: {command[0]}: {exc.strerror or exc}", file=sys.stderr)
-        return 126
+    except OSError as exc:
+        return _cannot_start(command[0], exc)
     reap_all = os.getpid() == 1
     while True:
         info = signal.sigwaitinfo(mask)
@@ -172,14 +168,20 @@ def _load_settings(**overrides: str) -> Settings | None:
     return replace(settings, **overrides) if overrides else settings
 
 
+def _cannot_start(program: str, exc: OSError) -> int:
+    """Report a command that could not start with the shell's statuses: 127 missing, 126 other
+    (permission denied, exec format error, ...)."""
+    if isinstance(exc, FileNotFoundError):
+        print(f"fusion: {program}: command not found", file=sys.stderr)
+        return 127
+    print(f"fusion: {program}: {exc.strerror or exc}", file=sys.stderr)
+    return 126
+
+
 def _exec(command: list[str], env: dict[str, str]) -> int:
     for signum in _PYTHON_IGNORED:
         signal.signal(signum, signal.SIG_DFL)
     try:
         os.execvpe(command[0], command, env)
-    except FileNotFoundError:
-        print(f"fusion: {command[0]}: command not found", file=sys.stderr)
-        return 127
-    except OSError as exc:  # permission denied, exec format error, ...
-        print(f"fusion: {command[0]}: {exc.strerror or exc}", file=sys.stderr)
-        return 126
+    except OSError as exc:
+        return _cannot_start(command[0], exc)
