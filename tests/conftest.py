@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.support import IN_CI
+from tests.support.fusion_layers import fusion_build
+
+__all__ = ["fusion_build"]  # the Fusion layers, built once per session for every suite
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,8 +1,8 @@
 """Nextflow's Fusion request end to end: a real Docker daemon pulls the targetImage and runs it,
 and /fusion reads and writes a real S3 server (s3rver) through our Fusion layer.
 
-The proxy serves the Fusion layer `wavectl layer build` makes (native architecture only, to keep
-the suite lean) in place of the incumbent's package URL the request names.
+The proxy serves the Fusion layer `wavectl layer build` makes (the session's build, shared with
+the other suites) in place of the incumbent's package URL the request names.
 """
 
 from __future__ import annotations
@@ -15,14 +15,12 @@ import requests
 
 from tests.api.helpers import WaveLayer
 from tests.api.nfwave import nf_wave_request
-from tests.support import REPO, need_binary
 from tests.support.dockerd import Dockerd, dockerd_running
+from tests.support.fusion_layers import FusionBuild
 from tests.support.images import Shapes
 from tests.support.proxy import Proxy, proxy_running, upstream_args
 from tests.support.registry import Registry
 from tests.support.s3servers import S3Server, s3rver
-from wave_proxy.layerbuild import build_layers
-from wave_proxy.layerbuild.arch import host_arch
 
 __all__ = ["s3rver"]
 
@@ -30,15 +28,9 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def real_fusion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    for tool in ("apt-get", "dpkg-deb", "patchelf", "gcc"):
-        need_binary(tool)
-    arch = host_arch(strict=False)
-    if arch is None:
-        pytest.skip("the Fusion layer builds on amd64 or arm64 hosts only")
-    out = tmp_path_factory.mktemp("real-fusion")
-    build_layers([arch], out, REPO / ".tools" / "debian-cache")
-    return out
+def real_fusion_dir(tmp_path_factory: pytest.TempPathFactory, fusion_build: FusionBuild) -> Path:
+    """The session's Fusion layers (tests/support/fusion_layers.py)."""
+    return fusion_build.copy_to(tmp_path_factory.mktemp("real-fusion"))
 
 
 @pytest.fixture(scope="module")

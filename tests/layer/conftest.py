@@ -1,14 +1,10 @@
-"""Fixtures for the Fusion layer: one build per session, and root file systems of every kind of
-image the layer must work in, each with the native layer unpacked into it.
-
-The build uses a snapshot of fusion_client taken at session start, so helpers editing the client
-while tests run cannot make two builds differ. Downloaded .debs are kept in .tools/debian-cache.
+"""Fixtures for the Fusion layer: the session's build (tests/support/fusion_layers.py), an
+independent second build, and root file systems of every kind of image the layer must work in,
+each with the native layer unpacked into it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -17,11 +13,11 @@ import pytest
 
 from tests.layer import rootfs
 from tests.layer.rootfs import RootFs
-from tests.support import REPO, need_binary
+from tests.support import need_binary
+from tests.support.fusion_layers import BUILD_TOOLS, DEB_CACHE, FusionBuild
 from wave_proxy.layerbuild import ARCHES, BuiltLayer, LayerInputs, build_layers
 from wave_proxy.layerbuild.arch import Arch, host_arch
 
-DEB_CACHE = REPO / ".tools" / "debian-cache"
 HERE = Path(__file__).parent
 
 
@@ -39,32 +35,27 @@ def foreign(native: Arch) -> Arch:
 
 
 @pytest.fixture(scope="session")
-def layer_inputs(tmp_path_factory: pytest.TempPathFactory) -> LayerInputs:
-    snapshot = tmp_path_factory.mktemp("client")
-    shutil.copytree(
-        REPO / "fusion_client",
-        snapshot / "fusion_client",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-    )
-    return dataclasses.replace(LayerInputs.from_repo(), client_root=snapshot)
-
-
-def _build(inputs: LayerInputs, out: Path) -> dict[str, BuiltLayer]:
-    for tool in ("apt-get", "dpkg-deb", "patchelf", "gcc", "aarch64-linux-gnu-gcc"):
-        need_binary(tool)
-    return {b.arch.name: b for b in build_layers(list(ARCHES.values()), out, DEB_CACHE, inputs)}
+def layer_inputs(fusion_build: FusionBuild) -> LayerInputs:
+    """The inputs of the session's build (with its fusion_client snapshot)."""
+    return fusion_build.inputs
 
 
 @pytest.fixture(scope="session")
-def layers(layer_inputs: LayerInputs, tmp_path_factory: pytest.TempPathFactory):
-    """Both architectures' layers, built once per session."""
-    return _build(layer_inputs, tmp_path_factory.mktemp("layers"))
+def layers(fusion_build: FusionBuild) -> dict[str, BuiltLayer]:
+    """Both architectures' layers, built once per session for every suite."""
+    return fusion_build.layers
 
 
 @pytest.fixture(scope="session")
-def rebuilt_layers(layer_inputs: LayerInputs, tmp_path_factory: pytest.TempPathFactory, layers):
+def rebuilt_layers(
+    layer_inputs: LayerInputs, tmp_path_factory: pytest.TempPathFactory, layers
+) -> dict[str, BuiltLayer]:
     """A second, independent build from the same inputs (after the first: .debs are cached)."""
-    return _build(layer_inputs, tmp_path_factory.mktemp("layers-again"))
+    for tool in BUILD_TOOLS:
+        need_binary(tool)
+    out = tmp_path_factory.mktemp("layers-again")
+    built = build_layers(list(ARCHES.values()), out, DEB_CACHE, layer_inputs)
+    return {layer.arch.name: layer for layer in built}
 
 
 @pytest.fixture(scope="session")
