@@ -15,6 +15,7 @@ import contextlib
 import errno
 import fcntl
 import logging
+import mmap
 import os
 import struct
 import threading
@@ -213,7 +214,9 @@ class FuseSession:
                 raise SessionError(f"the kernel's FUSE protocol is unsupported ({error})")
 
     def _serve_fd(self, fd: int) -> None:
-        buf = bytearray(self.protocol.request_buffer_size)
+        # Anonymous mmap, not bytearray: pages are only committed when a request touches them,
+        # so the 1 MiB+ buffer of a worker that never receives a big WRITE costs one page.
+        buf = mmap.mmap(-1, self.protocol.request_buffer_size)
         view = memoryview(buf)
         header = bytearray(abi.OUT_HEADER.size)
         handle = self.protocol.handle
