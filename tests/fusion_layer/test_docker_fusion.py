@@ -104,10 +104,12 @@ echo 0 > .exitcode
 """
 
 
-def test_a_nextflow_task_runs_with_the_launcher_as_its_entrypoint(
-    docker: Dockerd, moto_s3: S3Server, images: FusionImages
+@pytest.mark.parametrize("style", ["entrypoint", "command"])
+def test_a_nextflow_task_reads_inputs_through_symlinks_and_writes_its_outputs(
+    style: str, docker: Dockerd, moto_s3: S3Server, images: FusionImages
 ) -> None:
-    """As Nextflow submits it: `--entrypoint /usr/bin/fusion IMAGE bash .../.command.run`.
+    """As Nextflow submits `/usr/bin/fusion bash .../.command.run`: as the entrypoint (Docker
+    executor), or as the command after the image's wrapped Entrypoint (AWS Batch's `command`).
 
     On moto: s3rver lists no common prefix for work/ab/ when no object sits directly below it.
     """
@@ -118,10 +120,13 @@ def test_a_nextflow_task_runs_with_the_launcher_as_its_entrypoint(
     client.put_object(Bucket=bucket, Key="data/ref.txt", Body=b"ref\n")
     script = NEXTFLOW_SCRIPT.format(work=work, bucket=bucket).encode()
     client.put_object(Bucket=bucket, Key="work/ab/cdef/.command.run", Body=script)
-    run = docker_run(
-        docker, moto_s3, images.debian, "bash", f"{work}/.command.run",
-        options=("--entrypoint", "/usr/bin/fusion"),
-    )  # fmt: skip
+    task = ("bash", f"{work}/.command.run")
+    if style == "entrypoint":
+        run = docker_run(
+            docker, moto_s3, images.debian, *task, options=("--entrypoint", "/usr/bin/fusion")
+        )
+    else:
+        run = docker_run(docker, moto_s3, images.debian, "/usr/bin/fusion", *task)
     assert run.returncode == 0, run.stdout + run.stderr
 
     def read(key: str) -> bytes:
