@@ -17,6 +17,7 @@ from bench.report import Comparison, table
 SUITES = {
     "proxy": "bench.proxy",
     "fusion": "bench.fusion",
+    "startup": "bench.startup",
 }
 
 
