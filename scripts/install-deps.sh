@@ -7,6 +7,8 @@ set -euo pipefail
 profile=${1:-run}
 
 run_pkgs=(python3-venv ca-certificates)
+# `wavectl serve` builds the default Fusion layers (both architectures) at first start.
+run_pkgs+=(patchelf gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 # Real peers, not mocks: see DEVELOPERS.md "Real parts, not mocks".
 test_pkgs=(
   docker.io docker-registry skopeo redis-server fuse3 s3fs rclone
