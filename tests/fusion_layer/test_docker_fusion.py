@@ -67,6 +67,15 @@ def test_the_command_exit_status_passes_through(
     assert run.returncode == 7, run.stderr
 
 
+def test_arguments_that_begin_with_a_dash_reach_the_command_untouched(
+    docker: Dockerd, s3rver: S3Server, images: FusionImages
+) -> None:
+    script = 'printf "%s\\n" "$@"'
+    run = docker_run(docker, s3rver, images.busybox, "sh", "-c", script, "sh", "--", "--version")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["--", "--version"]
+
+
 def test_docker_stop_delivers_sigterm_to_the_command_and_saves_what_it_writes(
     docker: Dockerd, s3rver: S3Server, images: FusionImages
 ) -> None:
