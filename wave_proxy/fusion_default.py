@@ -10,8 +10,11 @@ tarballs it finds as they are. The Wave API serves the same layers for Nextflow'
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from wave_proxy.config import DEFAULT_FUSION_LAYERS, LayerSpec, Settings
@@ -46,12 +49,22 @@ def fusion_layer_specs(settings: Settings) -> list[LayerSpec]:
     return [LayerSpec(path, Platform.of("linux", arch)) for arch, path in tarballs.items()]
 
 
+@contextlib.contextmanager
+def build_lock(directory: Path) -> Iterator[None]:
+    """Held while layers are built into `directory`: one builder at a time (flock)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def provide_layers(directory: Path, cache_dir: Path) -> dict[str, Path]:
     """Architecture -> tarball of the current version, building what is missing or stale."""
     inputs = LayerInputs.from_repo()
     if inputs.lock_path.is_file() and inputs.shim_source.is_file():
         log.info("Fusion layers in %s: building any missing or out of date (~30s)", directory)
-        built = ensure_layers(list(ARCHES.values()), directory, cache_dir, inputs)
+        with build_lock(directory):  # replicas sharing the directory build it once
+            built = ensure_layers(list(ARCHES.values()), directory, cache_dir, inputs)
         return {layer.arch.name: layer.tarball for layer in built}
     tarballs = {arch.name: directory / f"{layer_name(arch)}.tar.gz" for arch in ARCHES.values()}
     missing = [str(path) for path in tarballs.values() if not path.is_file()]

@@ -9,17 +9,15 @@ Downloaded .debs are kept in .tools/debian-cache.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support import REPO, need_binary
+from wave_proxy.fusion_default import build_lock
 from wave_proxy.layerbuild import ARCHES, BuiltLayer, LayerInputs, ensure_layers
 
 DEB_CACHE = REPO / ".tools" / "debian-cache"
@@ -51,19 +49,11 @@ def snapshot_inputs(directory: Path) -> LayerInputs:
     return dataclasses.replace(LayerInputs.from_repo(), client_root=directory)
 
 
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
 def build_once(snapshot_dir: Path) -> FusionBuild:
     for tool in BUILD_TOOLS:
         need_binary(tool)
     inputs = snapshot_inputs(snapshot_dir)
-    with _locked(LAYER_CACHE):
+    with build_lock(LAYER_CACHE):
         built = ensure_layers(list(ARCHES.values()), LAYER_CACHE, DEB_CACHE, inputs)
     return FusionBuild(inputs, {layer.arch.name: layer for layer in built})
 

@@ -46,6 +46,8 @@ class Proxy:
     ) -> None:
         self.workdir = workdir
         self.args = list(args) if fusion else [*args, "--no-fusion"]
+        # With Fusion, a start may rebuild the layers (when fusion_client changed meanwhile).
+        self.start_timeout = 180.0 if fusion else 30.0
         self.data_dir = data_dir or workdir / "data"
         self.port = free_port()
         self.service: Service | None = None
@@ -65,7 +67,7 @@ class Proxy:
         self.starts += 1
         self.service = Service(f"wavectl-{self.port}-{self.starts}", argv + self.args, self.workdir)
         try:
-            self.service.wait_port(self.port)
+            self.service.wait_port(self.port, timeout=self.start_timeout)
             wait_until(
                 lambda: requests.get(f"{self.url}/v2/", timeout=2).status_code == 200,
                 timeout=30,
