@@ -1,6 +1,7 @@
 """The kinds of image the Fusion layer must work in, pushed to the test upstream once.
 
 - busybox: the static busybox and its applet links, Cmd ["sh"];
+- no_command: the same files with neither Entrypoint nor Cmd;
 - scratch: one static binary (copy.c: `copy SRC DST`) as Entrypoint, nothing else;
 - debian: a real Debian userland (glibc, bash, coreutils and python3.11 from Debian's .debs),
   Cmd ["bash"];
@@ -46,6 +47,7 @@ PYTHON_HOME = "/opt/py/usr"
 @dataclass(frozen=True)
 class FusionImages:
     busybox: str  # repository:tag on the upstream (docker.io/...)
+    no_command: str
     scratch: str
     debian: str
     python: str
@@ -55,6 +57,7 @@ def seed_images(registry: Registry, arch: Arch, work: Path) -> FusionImages:
     pusher = Pusher(registry)
     busybox = ImageSpec((busybox_layer(),), runtime={"Env": [PATH_ENV], "Cmd": ["sh"]})
     pusher.image("fusion/busybox", "1", busybox)
+    pusher.image("fusion/nocommand", "1", ImageSpec((busybox_layer(),), {"Env": [PATH_ENV]}))
     scratch = ImageSpec((tar_layer({"copy": _static_copy(work)}),), {"Entrypoint": ["/copy"]})
     pusher.image("fusion/scratch", "1", scratch)
     base = _directory_layer(_debian_root(arch, work / "debian"))
@@ -72,7 +75,11 @@ def seed_images(registry: Registry, arch: Arch, work: Path) -> FusionImages:
     )
     pusher.image("fusion/python", "3.11", python)
     return FusionImages(
-        "fusion/busybox:1", "fusion/scratch:1", "fusion/debian:12", "fusion/python:3.11"
+        "fusion/busybox:1",
+        "fusion/nocommand:1",
+        "fusion/scratch:1",
+        "fusion/debian:12",
+        "fusion/python:3.11",
     )
 
 

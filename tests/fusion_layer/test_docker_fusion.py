@@ -166,6 +166,18 @@ def test_an_image_entrypoint_still_receives_the_arguments(
     assert "usage: copy SRC DST" in run.stderr.splitlines()
 
 
+def test_an_image_without_entrypoint_or_cmd_runs_a_given_command_and_refuses_none(
+    docker: Dockerd, s3rver: S3Server, images: FusionImages
+) -> None:
+    """Docker refuses `docker run IMAGE` for such an image; through the launcher it is a usage
+    error (status 2, one line), and `docker run IMAGE CMD` runs CMD as before."""
+    nothing = docker_run(docker, s3rver, images.no_command)
+    assert nothing.returncode == 2
+    assert nothing.stderr.splitlines()[-1].startswith("usage: fusion")
+    given = docker_run(docker, s3rver, images.no_command, "echo", "given")
+    assert (given.returncode, given.stdout) == (0, "given\n")
+
+
 def test_a_user_entrypoint_bypasses_the_launcher(
     docker: Dockerd, s3rver: S3Server, images: FusionImages
 ) -> None:
