@@ -39,6 +39,7 @@ FORWARDED = (
 _PYTHON_IGNORED = (signal.SIGPIPE, signal.SIGXFSZ)
 _SI_KERNEL = 0x80  # si_code of terminal-generated signals: the child got its own copy
 _SAVED_PREFIX = "FUSION_SAVED_"
+_LAUNCHER_NAMES = ("fusion", "/usr/bin/fusion")
 _USAGE = "usage: fusion [--] COMMAND [ARGS...] | fusion mount DIR | fusion --version"
 
 
@@ -55,12 +56,31 @@ def main(argv: list[str] | None = None) -> int:
             print(_USAGE, file=sys.stderr)
             return 2
         return _mount_foreground(args[1])
-    if args[0] == "--":
-        args = args[1:]
-        if not args:
-            print(_USAGE, file=sys.stderr)
-            return 2
-    return _run(args)
+    command = _command(args)
+    if not command:
+        print(
+            "fusion: no command to run: the image has neither Entrypoint nor Cmd, and none was "
+            "given",
+            file=sys.stderr,
+        )
+        print(_USAGE, file=sys.stderr)
+        return 2
+    return _run(command)
+
+
+def _command(args: list[str]) -> list[str]:
+    """The user's command: after an optional `--`, and without further launcher names.
+
+    An augmented image's Entrypoint already is `fusion --`, and Nextflow submits `/usr/bin/fusion
+    bash .command.run` as the command: one mount serves both, a nested one would shadow it.
+    """
+    while True:
+        if args[:1] == ["--"]:
+            args = args[1:]
+        if args[:1] and args[0] in _LAUNCHER_NAMES:
+            args = args[1:]
+            continue
+        return args
 
 
 def child_environment(environ: Mapping[str, str]) -> dict[str, str]:

@@ -48,6 +48,19 @@ def test_a_command_killed_by_a_signal_exits_128_plus_the_signal(env):
     assert fusion("--", "sh", "-c", "kill -KILL $$", env=env).returncode == 128 + 9
 
 
+def test_the_launcher_named_again_as_the_command_mounts_only_once(env):
+    count = f"grep -c ' {env['FUSION_MOUNT']} fuse' /proc/mounts"
+    done = fusion("--", "/usr/bin/fusion", "sh", "-c", count, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
+
+
+def test_no_command_at_all_is_a_usage_error_that_says_so(env):
+    done = fusion("--", env=env)
+    assert done.returncode == 2
+    assert "no command to run" in done.stderr
+
+
 def test_a_missing_command_exits_127(env):
     done = fusion("no-such-command-here", env=env)
     assert done.returncode == 127
