@@ -110,10 +110,7 @@ class Augmenter:
         else:
             validate_tag(reference)
             upstream_digest = await self._resolve_tag(client, name, reference, accept)
-            served = await self._single_flight(
-                f"{name}@{upstream_digest}",
-                lambda: self._produce(client, name, upstream_digest, accept),
-            )
+            served = await self._augmented(client, name, upstream_digest, accept)
         if not mt.accepts(accepted, served.media_type):
             raise NotAcceptable(served.media_type)
         return served
@@ -130,11 +127,17 @@ class Augmenter:
         else:
             validate_tag(reference)
             upstream_digest = await self._resolve_tag(client, name, reference, accept)
-        served = await self._single_flight(
+        served = await self._augmented(client, name, upstream_digest, accept)
+        return upstream_digest, served
+
+    async def _augmented(
+        self, client: RegistryClient, name: ImageName, upstream_digest: str, accept: list[str]
+    ) -> ServedManifest:
+        """One augmentation per upstream manifest at a time, however many clients ask."""
+        return await self._single_flight(
             f"{name}@{upstream_digest}",
             lambda: self._produce(client, name, upstream_digest, accept),
         )
-        return upstream_digest, served
 
     async def is_linked(self, name: ImageName, digest: str) -> bool:
         """Whether `digest` may be served under `name` from our own stores: we produced it for

@@ -16,7 +16,6 @@ from wave_proxy.layerbuild import LayerBuildError
 from wave_proxy.server.app import create_app
 from wave_proxy.store.layers import LayerFileError
 from wave_proxy.store.metadata import MetadataStoreError
-from wave_proxy.store.redis import StoreUnavailable
 from wave_proxy.upstream.auth import DockerConfigError
 
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
@@ -109,8 +108,7 @@ def run(args: argparse.Namespace) -> int:
         ConfigError,
         LayerFileError,
         DockerConfigError,
-        StoreUnavailable,
-        MetadataStoreError,
+        MetadataStoreError,  # includes an unreachable Redis
     ) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:

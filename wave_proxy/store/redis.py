@@ -13,13 +13,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from wave_proxy.store.metadata import StoredDocument
+from wave_proxy.store.metadata import MetadataStoreError, StoredDocument
 
 PREFIX = "wave-proxy:"
 _SEPARATOR = b"\n"  # media types never contain a newline
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailable(MetadataStoreError):
     """Redis cannot be reached or refused a command; the message says which server."""
 
 
