@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.support import IN_CI
 from tests.support.fusion_layers import fusion_build
+from tests.support.images import Shapes, seed_shapes
+from tests.support.registry import Registry, registry_running
 
 __all__ = ["fusion_build"]  # the Fusion layers, built once per session for every suite
+
+
+@pytest.fixture(scope="session")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """An open docker-registry on loopback, one for every suite."""
+    with registry_running(tmp_path_factory.mktemp("upstream-open"), "open") as registry:
+        yield registry
+
+
+@pytest.fixture(scope="session")
+def shapes(upstream: Registry) -> Shapes:
+    """Every image shape, pushed to the open `upstream` (busybox as library/busybox:1)."""
+    return seed_shapes(upstream)
 
 
 @pytest.hookimpl(hookwrapper=True)

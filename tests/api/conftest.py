@@ -1,8 +1,5 @@
-"""Peers for the Wave API tests: the proxy tests' seeded upstream, a Redis server, small layers.
-
-`upstream` and `shapes` are the proxy suite's own session fixtures (tests/proxy/conftest.py),
-imported so both suites seed the same image shapes the same way; `redis_server` comes from
-tests/support/redis.py.
+"""Peers for the Wave API tests: a Redis server and small layers; the seeded `upstream` and its
+`shapes` are the suite-wide session fixtures of tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.api.helpers import FUSION_VERSION, WaveLayer, wave_layer
-from tests.proxy.conftest import shapes, upstream
 from tests.support.images import Shapes, tar_layer
 from tests.support.redis import redis_server
 from tests.support.registry import Registry
@@ -22,7 +18,7 @@ from wave_proxy.config import Settings
 from wave_proxy.server.app import create_app
 from wave_proxy.upstream.client import RetryPolicy
 
-__all__ = ["redis_server", "shapes", "upstream"]
+__all__ = ["redis_server"]
 
 
 @pytest.fixture(scope="session")

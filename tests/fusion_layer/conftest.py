@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fusion_layer.images import FusionImages, seed_images
-from tests.proxy.conftest import upstream
 from tests.support.dockerd import Dockerd, dockerd_running
 from tests.support.fusion_layers import FusionBuild
 from tests.support.proxy import Proxy, proxy_running, upstream_args
@@ -17,7 +16,7 @@ from tests.support.registry import Registry
 from tests.support.s3servers import moto_s3, s3rver
 from wave_proxy.layerbuild.arch import host_arch
 
-__all__ = ["moto_s3", "s3rver", "upstream"]
+__all__ = ["moto_s3", "s3rver"]
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,6 @@ from tests.support.images import (
     Layer,
     PushedImage,
     Pusher,
-    Shapes,
-    seed_shapes,
     tar_layer,
     write_marker_layer,
 )
@@ -25,13 +23,6 @@ from tests.support.proxy import HTPASSWD_NAME, TOKEN_NAME, Proxy, proxy_running,
 from tests.support.registry import Registry, registry_running
 
 PRIVATE_REPOSITORY = "private/tool"
-
-
-@pytest.fixture(scope="session")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """An open docker-registry on loopback."""
-    with registry_running(tmp_path_factory.mktemp("upstream-open"), "open") as registry:
-        yield registry
 
 
 @pytest.fixture(scope="session")
@@ -46,12 +37,6 @@ def token_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
     """A docker-registry in token mode with its test issuer (`.issuer`); see support.registry."""
     with registry_running(tmp_path_factory.mktemp("upstream-token"), "token") as registry:
         yield registry
-
-
-@pytest.fixture(scope="session")
-def shapes(upstream: Registry) -> Shapes:
-    """Every image shape, pushed to the open `upstream` (busybox as library/busybox:1)."""
-    return seed_shapes(upstream)
 
 
 def _push_private(registry: Registry) -> PushedImage:
