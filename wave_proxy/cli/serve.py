@@ -160,7 +160,8 @@ def add_api_arguments(parser: argparse.ArgumentParser) -> None:
         "--fusion-layers",
         metavar="DIR",
         help="directory with fusion-<version>-<arch>.tar.gz and .json from `wavectl layer "
-        f"build` (default: layers/out of a source checkout) [{env_name('fusion_layers')}]",
+        "build` (default: DATA_DIR/fusion-layers, built at start; with --no-fusion, layers/out "
+        f"of a source checkout if present) [{env_name('fusion_layers')}]",
     )
 
 
