@@ -65,9 +65,20 @@ def s3_sha256(mount: FusionMount, bucket: str, key: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+@pytest.fixture
+def bucket(s3rver_mount: FusionMount) -> Iterator[str]:
+    """A fresh bucket whose objects are deleted afterwards: the session's s3rver keeps its
+    data on disk until the end, and these are big."""
+    name = s3rver_mount.server.new_bucket("large")
+    yield name
+    s3 = s3rver_mount.server.boto3_client()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=name, Key=item["Key"])
+
+
 @pytest.mark.timeout(600)
-def test_a_1_gib_object_put_by_boto3_reads_byte_identical_through_the_mount(s3rver_mount):
-    bucket = s3rver_mount.server.new_bucket("large-read")
+def test_a_1_gib_object_put_by_boto3_reads_byte_identical_through_the_mount(s3rver_mount, bucket):
     s3rver_mount.server.boto3_client().upload_fileobj(
         io.BufferedReader(_BlockReader(), MiB), bucket, "big/input.bin"
     )
@@ -81,9 +92,8 @@ def test_a_1_gib_object_put_by_boto3_reads_byte_identical_through_the_mount(s3rv
 
 @pytest.mark.timeout(600)
 def test_a_1_gib_file_written_through_the_mount_is_byte_identical_in_s3_after_close(
-    s3rver_mount,
+    s3rver_mount, bucket
 ):
-    bucket = s3rver_mount.server.new_bucket("large-write")
     path = s3rver_mount.path(bucket, "big/output.bin")
     path.parent.mkdir()
     writer = subprocess.Popen(
