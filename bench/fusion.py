@@ -222,12 +222,12 @@ class MountedClient:
             start_new_session=True,
         )
 
-        def mounted() -> bool:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early; see {self.log.name}")
-            return os.path.ismount(self.mountpoint)
-
-        wait_until(mounted, 30, f"{self.name} to mount")
+        deadline = time.monotonic() + 30
+        while not os.path.ismount(self.mountpoint):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.name} did not mount; see {self.log.name}")
+            time.sleep(0.05)
 
     @property
     def root(self) -> Path:
@@ -464,7 +464,8 @@ def measure(bench: Bench, repeat: int) -> list[Row]:
         metric: {client: [] for client in clients} for metric in ("seq", "random", "write", "ls")
     }
     chunks = 2 * size // MiB
-    offsets = [n * MiB for n in random.Random(5).sample(range(chunks), round(chunks * 0.05))]
+    picked = random.Random(5).sample(range(chunks), round(chunks * RANDOM_SHARE))
+    offsets = [n * MiB for n in picked]
     block = os.urandom(MiB)
     s3 = bench.server.boto3_client()
     staged = bench.workdir / "staged.bin"
