@@ -44,13 +44,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class PeerExited(RuntimeError):
+    """Raised by a wait_until check when waiting longer is pointless (the peer died)."""
+
+
 def wait_until(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll `check` until it returns true; fail the test with `what` after `timeout` seconds."""
+    """Poll `check` until it returns true; fail the test with `what` after `timeout` seconds.
+
+    Errors from `check` count as "not yet" (a peer still starting refuses connections), except
+    PeerExited, which ends the wait at once with its cause."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
+        try:
             if check():
                 return
+        except PeerExited:
+            raise
+        except Exception:
+            pass
         time.sleep(0.05)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
@@ -90,7 +101,7 @@ class Service:
     def wait_port(self, port: int, timeout: float = 30.0) -> None:
         def ready() -> bool:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n{self.log()[-4000:]}")
+                raise PeerExited(f"{self.name} exited early:\n{self.log()[-4000:]}")
             return port_open(port)
 
         wait_until(ready, timeout, f"{self.name} on port {port}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import docker
 
-from tests.support import Service, need_binary, wait_until
+from tests.support import PeerExited, Service, need_binary, wait_until
 
 
 class Dockerd:
@@ -64,7 +64,7 @@ class Dockerd:
 
     def _ready(self) -> bool:
         if self.service.proc.poll() is not None:
-            raise RuntimeError(f"dockerd exited early:\n{self.service.log()[-4000:]}")
+            raise PeerExited(f"dockerd exited early:\n{self.service.log()[-4000:]}")
         if not (self.root / "docker.sock").exists():
             return False
         # The SDK asks the daemon for its API version on construction, so build it once up.
