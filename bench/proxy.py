@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.report import Comparison, median_seconds
+from bench.report import Comparison, Timed, interleaved_medians
 from tests.support import need_binary
 from tests.support.dockerd import Dockerd, dockerd_running
 from tests.support.images import DOCKER_MANIFEST, PushedImage, push_big_image, write_marker_layer
@@ -60,11 +60,17 @@ def _pulls(
     def pull(reference: str) -> None:
         daemon.cli("pull", "-q", reference)
 
-    direct = median_seconds(
-        lambda: pull(f"{registry.host}/{image.reference}"), repeat, daemon.remove_all_images
+    medians = interleaved_medians(
+        {
+            "direct": Timed(
+                lambda: pull(f"{registry.host}/{image.reference}"), daemon.remove_all_images
+            ),
+            "cold": Timed(lambda: pull(image.reference), cold_proxy),
+            "warm": Timed(lambda: pull(image.reference), daemon.remove_all_images),
+        },
+        repeat,
     )
-    cold = median_seconds(lambda: pull(image.reference), repeat, cold_proxy)
-    warm = median_seconds(lambda: pull(image.reference), repeat, daemon.remove_all_images)
+    cold, warm, direct = medians["cold"], medians["warm"], medians["direct"]
     return [
         Comparison(
             f"docker pull {IMAGE_MB} MB, proxy cold", "s", cold, direct, "direct", "lower", 1.1
@@ -136,6 +142,12 @@ def _blob_throughput(
             _get(port, path, sink)
 
     read_all(proxy.port)  # first pass caches nothing blob-wise, but warms page cache and tokens
-    ours = total_mb / median_seconds(lambda: read_all(proxy.port), repeat)
-    theirs = total_mb / median_seconds(lambda: read_all(registry.port), repeat)
+    medians = interleaved_medians(
+        {
+            "proxy": Timed(lambda: read_all(proxy.port)),
+            "direct": Timed(lambda: read_all(registry.port)),
+        },
+        repeat,
+    )
+    ours, theirs = total_mb / medians["proxy"], total_mb / medians["direct"]
     return Comparison("blob GET throughput", "MB/s", ours, theirs, "direct", "higher", 0.9)

@@ -33,17 +33,25 @@ class Comparison:
         return self.ratio <= self.target if self.better == "lower" else self.ratio >= self.target
 
 
-def median_seconds(
-    action: Callable[[], object], repeat: int, before: Callable[[], object] = lambda: None
-) -> float:
-    """Median wall time of `action` over `repeat` runs; `before` runs untimed ahead of each."""
-    samples = []
+@dataclass(frozen=True)
+class Timed:
+    """Something to time, with untimed preparation (`before`) ahead of every run."""
+
+    action: Callable[[], object]
+    before: Callable[[], object] = lambda: None
+
+
+def interleaved_medians(contenders: dict[str, Timed], repeat: int) -> dict[str, float]:
+    """Median wall time of each contender over `repeat` rounds, the contenders taking turns
+    within a round, so that load drifting on a shared machine weighs on all of them alike."""
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeat):
-        before()
-        start = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for name, timed in contenders.items():
+            timed.before()
+            start = time.perf_counter()
+            timed.action()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def table(comparisons: list[Comparison]) -> str:
