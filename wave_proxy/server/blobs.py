@@ -205,7 +205,7 @@ async def _stream(
     """
     client_gone = False
     try:
-        async for chunk in source.content.iter_chunked(CHUNK):
+        async for chunk in source.content.iter_any():  # as it arrives: no re-chunking copies
             if writer is not None:
                 writer.write(chunk)
             if not client_gone:
