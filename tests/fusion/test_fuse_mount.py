@@ -74,6 +74,15 @@ def mnt(tmp_path: Path) -> Iterator[Mounted]:
         yield m
 
 
+def started(tmp_path: Path, threads: int) -> tuple[Path, FuseSession]:
+    """A served MemFS mount the test itself unmounts: for tests about unmounting."""
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    session = mount(MemFS(), str(mountpoint))
+    session.start(threads=threads)
+    return mountpoint, session
+
+
 def mount_entry(path: Path) -> list[str] | None:
     """The /proc/self/mountinfo fields after the separator for `path`: [fstype, source, opts]."""
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
@@ -397,10 +406,7 @@ def test_a_mount_gone_before_it_was_served_fails_start_with_a_mount_error(
 
 
 def test_stop_and_unmount_of_an_idle_mount_stops_every_worker(tmp_path: Path) -> None:
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    session = mount(MemFS(), str(mountpoint))
-    session.start(threads=4)
+    mountpoint, session = started(tmp_path, threads=4)
     os.listdir(mountpoint)
     assert session.serving
     assert session.stop_and_unmount(timeout=30)
@@ -411,10 +417,7 @@ def test_stop_and_unmount_of_an_idle_mount_stops_every_worker(tmp_path: Path) ->
 def test_unmounting_a_busy_mount_says_so_and_lazy_unmount_waits_for_close(
     tmp_path: Path,
 ) -> None:
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    session = mount(MemFS(), str(mountpoint))
-    session.start(threads=2)
+    mountpoint, session = started(tmp_path, threads=2)
     (mountpoint / "f").write_text("held open")
     held = open(mountpoint / "f")  # noqa: SIM115
     try:
@@ -430,10 +433,7 @@ def test_unmounting_a_busy_mount_says_so_and_lazy_unmount_waits_for_close(
 def test_abort_fails_what_a_holder_of_a_lazily_unmounted_file_still_asks(
     tmp_path: Path,
 ) -> None:
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    session = mount(MemFS(), str(mountpoint))
-    session.start(threads=2)
+    mountpoint, session = started(tmp_path, threads=2)
     (mountpoint / "f").write_text("held open")
     held = os.open(mountpoint / "f", os.O_RDONLY)
     try:
