@@ -64,8 +64,9 @@ def test_unsupported_feature_is_refused_naming_the_field(field: str, value: obje
 
 
 @pytest.mark.parametrize("value", [None, "none", "NONE"])
-def test_scan_mode_none_is_accepted(value: object) -> None:
-    parse_container_request({"containerImage": "alpine", "scanMode": value, "freeze": False})
+def test_scan_mode_none_and_freeze_false_read_as_absent(value: object) -> None:
+    body = {"containerImage": "alpine", "scanMode": value, "freeze": False}
+    assert parse_container_request(body) == parse_container_request({"containerImage": "alpine"})
 
 
 @pytest.mark.parametrize(

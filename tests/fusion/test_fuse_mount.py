@@ -164,25 +164,59 @@ def test_read_replies_made_of_several_buffers_are_released(mnt: Mounted) -> None
     wait_until(lambda: mnt.fs.read_releases == mnt.fs.calls["read"], 10, "every release")
 
 
-def test_create_mkdir_rename_symlink_unlink_rmdir(mnt: Mounted) -> None:
+def test_a_file_created_in_a_new_directory_reads_back(mnt: Mounted) -> None:
+    (mnt.path / "d").mkdir()
+    (mnt.path / "d" / "a").write_text("hello")
+    assert (mnt.path / "d").is_dir()
+    assert os.listdir(mnt.path / "d") == ["a"]
+    assert (mnt.path / "d" / "a").read_text() == "hello"
+
+
+def test_rename_moves_a_file_between_directories(mnt: Mounted) -> None:
     (mnt.path / "d").mkdir()
     (mnt.path / "d" / "a").write_text("hello")
     os.rename(mnt.path / "d" / "a", mnt.path / "b")
+    assert (mnt.path / "b").read_text() == "hello"
+    assert os.listdir(mnt.path / "d") == []
+    assert sorted(os.listdir(mnt.path)) == ["b", "d"]
+
+
+def test_a_symlink_reads_its_target_and_follows_it(mnt: Mounted) -> None:
+    (mnt.path / "b").write_text("hello")
     os.symlink("b", mnt.path / "link")
     assert os.readlink(mnt.path / "link") == "b"
     assert (mnt.path / "link").read_text() == "hello"
-    assert sorted(os.listdir(mnt.path)) == ["b", "d", "link"]
+    assert sorted(os.listdir(mnt.path)) == ["b", "link"]
+
+
+def test_unlink_removes_a_file_and_a_symlink(mnt: Mounted) -> None:
+    (mnt.path / "b").write_text("hello")
+    os.symlink("b", mnt.path / "link")
+    os.unlink(mnt.path / "link")
+    assert os.listdir(mnt.path) == ["b"]
+    os.unlink(mnt.path / "b")
+    assert os.listdir(mnt.path) == []
+
+
+def test_removing_the_mountpoint_itself_is_busy(mnt: Mounted) -> None:
     with pytest.raises(OSError) as busy:
-        os.rmdir(mnt.path)  # the mountpoint itself
+        os.rmdir(mnt.path)
     assert busy.value.errno == errno.EBUSY
+
+
+def test_rmdir_refuses_a_directory_with_entries(mnt: Mounted) -> None:
+    (mnt.path / "d").mkdir()
     (mnt.path / "d" / "x").write_text("x")
     with pytest.raises(OSError) as notempty:
         os.rmdir(mnt.path / "d")
     assert notempty.value.errno == errno.ENOTEMPTY
-    os.unlink(mnt.path / "d" / "x")
+    assert (mnt.path / "d" / "x").read_text() == "x"
+
+
+def test_rmdir_removes_an_empty_directory(mnt: Mounted) -> None:
+    (mnt.path / "d").mkdir()
     os.rmdir(mnt.path / "d")
-    os.unlink(mnt.path / "link")
-    assert os.listdir(mnt.path) == ["b"]
+    assert os.listdir(mnt.path) == []
 
 
 def test_truncate_and_open_with_o_trunc(mnt: Mounted) -> None:

@@ -136,15 +136,21 @@ def test_interpreter_uses_the_bundled_loader_and_rpath(layer, tmp_path):
 
     assert patchelf("--print-interpreter") == f"/.fusion/lib/{layer.arch.loader}"
     assert patchelf("--print-rpath") == "/.fusion/lib"
-    dynamic = subprocess.run(["readelf", "-d", str(python)], capture_output=True, text=True)
+    dynamic = subprocess.run(
+        ["readelf", "-d", str(python)], capture_output=True, text=True, check=True
+    )
     assert "(RPATH)" in dynamic.stdout and "(RUNPATH)" not in dynamic.stdout
 
 
 def test_launcher_is_a_static_executable(layer, tmp_path):
     shim = tmp_path / "fusion"
     shim.write_bytes(read(layer, "usr/bin/fusion"))
-    headers = subprocess.run(["readelf", "-l", str(shim)], capture_output=True, text=True)
-    assert "INTERP" not in headers.stdout
+    headers = subprocess.run(
+        ["readelf", "-h", "-l", "-d", str(shim)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "EXEC (Executable file)" in headers, "an ELF executable, not a shared object"
+    assert "INTERP" not in headers, "no program interpreter (dynamic loader)"
+    assert "There is no dynamic section" in headers, "no shared libraries needed"
 
 
 def test_stdlib_and_client_are_precompiled_with_unchecked_hashes(layer):

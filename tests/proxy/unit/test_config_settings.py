@@ -11,12 +11,14 @@ from wave_proxy.image.layer import Platform
 from wave_proxy.upstream.auth import Credentials
 
 
-def test_defaults_serve_docker_hub_on_9090_with_no_layers():
+def test_defaults_serve_docker_hub_on_9090_appending_the_fusion_layer():
     settings = load_settings({}, environ={})
     assert (settings.host, settings.port) == ("0.0.0.0", 9090)
     assert settings.registries == {"docker.io": "https://registry-1.docker.io"}
-    assert settings.layers == ()
+    assert settings.fusion is True, "the Fusion layer is on by default"
+    assert settings.layers == (), "no extra layers beyond Fusion"
     assert settings.data_dir == Path("var")
+    assert settings.fusion_layers == Path("var/fusion-layers")
 
 
 def test_command_line_beats_environment_beats_config_file(tmp_path):
