@@ -137,6 +137,7 @@ def test_token_show_and_delete(endpoint: Proxy, tmp_path: Path) -> None:
         text=True,
     )
     assert copy.returncode != 0
+    assert "was deleted" in copy.stderr, copy.stderr
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import fusion_client
 from tests.fusion.conftest import FAST_RETRIES
 from tests.support import need_binary, wait_until
 from tests.support.faults import FaultProxy
@@ -37,7 +38,7 @@ def fusion(*args: str, env: dict[str, str], **kwargs) -> subprocess.CompletedPro
 
 def test_version_prints_the_name_and_version():
     done = subprocess.run([*FUSION, "--version"], capture_output=True, text=True, check=True)
-    assert done.stdout.startswith("fusion ")
+    assert done.stdout == f"fusion {fusion_client.__version__}\n"
 
 
 def test_the_exit_status_of_the_command_is_returned(env):
@@ -238,6 +239,7 @@ def test_as_pid_1_it_reaps_orphaned_processes(env):
     )
     assert done.returncode == 0, done.stderr
     states = [line.rsplit(")", 1)[1].split()[0] for line in done.stdout.splitlines()]
+    assert len(states) >= 2, "the launcher and the shell at least"
     assert "Z" not in states
 
 

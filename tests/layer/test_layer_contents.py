@@ -80,13 +80,19 @@ def test_entries_are_sorted_and_owned_by_root_with_the_locked_mtime(layer):
 
 def test_tar_is_plain_ustar_without_pax_records(layer):
     raw = gzip.decompress(layer.tarball.read_bytes())
-    for offset in range(0, len(raw) - 512, 512):
-        block = raw[offset : offset + 512]
-        if block[257:263] == b"ustar\x00":
-            assert block[156:157] in (b"0", b"5"), "only regular files and directories"
+    headers = [
+        raw[offset : offset + 512]
+        for offset in range(0, len(raw) - 512, 512)
+        if raw[offset + 257 : offset + 262] == b"ustar"
+    ]
+    assert len(headers) == len(members(layer)), "one header per entry: no pax or GNU records"
+    for block in headers:
+        assert block[257:265] == b"ustar\x0000", "POSIX ustar, not GNU tar"
+        assert block[156:157] in (b"0", b"5"), "only regular files and directories"
 
 
 def test_only_the_fusion_prefix_the_launcher_and_the_mountpoint_are_shipped(layer):
+    assert {"usr/bin/fusion", "fusion", ".fusion/bin/python3"} <= {m.name for m in members(layer)}
     for m in members(layer):
         assert m.name in (
             "usr",

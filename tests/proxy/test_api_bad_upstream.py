@@ -239,7 +239,9 @@ async def test_a_client_leaving_mid_blob_does_not_stop_the_cache_fill(fake):
             break
         await asyncio.sleep(0.005)
     await cache.settled()
-    assert cache.lookup(digest) is not None
+    cached = cache.lookup(digest)
+    assert cached is not None
+    assert cached[0].read_bytes() == BLOB
 
 
 async def test_cached_blob_is_not_served_under_another_repository(fake):

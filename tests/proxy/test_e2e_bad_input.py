@@ -135,9 +135,11 @@ def test_skopeo_reports_the_unreachable_upstream_as_an_error(
         [need_binary("skopeo"), "inspect", "--raw", "--tls-verify=false", "--retry-times", "0",
          f"docker://{proxy_with_dead_upstream.host}/{DOWN}/some/image:1"],
         capture_output=True,
+        text=True,
         timeout=300,
     )  # fmt: skip
     assert result.returncode != 0
+    assert "503 Service Unavailable" in result.stderr, result.stderr
 
 
 def test_unknown_registry_name_gets_name_unknown(proxy: Proxy) -> None:

@@ -113,8 +113,9 @@ def test_private_images_are_pullable_with_credentials_only(
         creds = f"{registry.credentials.username}:{registry.credentials.password}"
         url = f"docker://{registry.host}/{image.reference}"
         inspect = [need_binary("skopeo"), "inspect", "--raw", "--tls-verify=false"]
-        anonymous = subprocess.run([*inspect, url], capture_output=True)
+        anonymous = subprocess.run([*inspect, url], capture_output=True, text=True)
         assert anonymous.returncode != 0
+        assert "authentication required" in anonymous.stderr, anonymous.stderr
         authorised = subprocess.run([*inspect, "--creds", creds, url], capture_output=True)
         assert authorised.returncode == 0, authorised.stderr
         assert authorised.stdout == image.manifest
