@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 MiB = 2**20
 
-_SIZE_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([KMGT])I?)?B?\s*$", re.IGNORECASE)
 
 
 class SettingsError(ValueError):
@@ -22,12 +22,16 @@ class SettingsError(ValueError):
 
 
 def parse_size(text: str) -> int:
-    """Parse `20000M`, `20G`, `512MiB`, `1.5g` or plain bytes (binary units, as Nextflow means)."""
+    """Bytes from `4096`, `20000M`, `20G`, `1.5g`, `10Gi`, `512MiB` or `2GB`.
+
+    The one size format of the project (wave_proxy's settings use it too): K, M, G and T are
+    always powers of 1024, as Nextflow and Fusion mean them; `i`, `B` and `iB` after the unit
+    are accepted spellings of the same thing (so `10G` = `10GB` = `10GiB` = 10 * 2**30 bytes)."""
     match = _SIZE_RE.match(text)
     if not match:
         raise ValueError(f"not a size: {text!r} (use e.g. 20000M or 20G)")
     number, unit = match.groups()
-    return int(float(number) * _SIZE_UNITS[unit.upper()])
+    return int(float(number) * _SIZE_UNITS[(unit or "").upper()])
 
 
 @dataclass(frozen=True, slots=True)

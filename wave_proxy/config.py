@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from fusion_client.settings import parse_size as parse_binary_size
 from wave_proxy.image.layer import Platform
 from wave_proxy.image.reference import InvalidName, normalise_registry
 from wave_proxy.upstream.auth import Credentials
@@ -215,13 +215,12 @@ def parse_layer(value: Any, base: Path) -> LayerSpec:
 
 
 def parse_size(value: Any) -> int:
-    """Bytes from `0`, `123456`, `512MiB`, `10GiB` or `1TB` (decimal and binary units)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?\s*", str(value), re.IGNORECASE)
-    if not match:
-        raise ConfigError(f"invalid size {value!r}: use bytes or a unit, e.g. 500MiB, 10GiB")
-    number, unit, binary = match.groups()
-    exponent = "KMGT".find(unit.upper()) + 1 if unit else 0
-    return int(float(number) * (1024 if binary else 1000) ** exponent)
+    """Bytes from `0`, `123456`, `512M`, `10G` or `1TiB`: binary units, in the format that
+    fusion_client.settings.parse_size owns (so `10G` means 10 * 2**30 on both sides)."""
+    try:
+        return parse_binary_size(str(value))
+    except ValueError:
+        raise ConfigError(f"invalid size {value!r}: use bytes or a unit, e.g. 500M, 10G") from None
 
 
 def parse_store(value: str) -> str:

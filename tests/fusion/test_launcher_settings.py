@@ -14,6 +14,8 @@ from fusion_client.settings import Settings, SettingsError, parse_size
         ("20000M", 20000 * 2**20),
         ("20G", 20 * 2**30),
         ("512MiB", 512 * 2**20),
+        ("10Gi", 10 * 2**30),
+        ("2GB", 2 * 2**30),
         ("1.5g", 3 * 2**29),
         ("4096", 4096),
         ("64k", 65536),

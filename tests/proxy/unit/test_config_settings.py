@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from fusion_client.settings import Settings as FusionSettings
+from fusion_client.settings import SettingsError
 from wave_proxy.config import ConfigError, LayerSpec, load_settings
 from wave_proxy.image.layer import Platform
 from wave_proxy.upstream.auth import Credentials
@@ -81,10 +83,31 @@ def test_bad_settings_say_what_is_wrong(cli, message):
 
 
 @pytest.mark.parametrize(
-    ("value", "size"), [("0", 0), ("1234", 1234), ("512MiB", 512 << 20), ("2GB", 2 * 10**9)]
+    ("value", "size"),
+    [
+        ("0", 0),
+        ("1234", 1234),
+        ("64k", 64 << 10),
+        ("512M", 512 << 20),
+        ("10G", 10 << 30),
+        ("10Gi", 10 << 30),
+        ("10GB", 10 << 30),
+        ("10GiB", 10 << 30),
+        ("1.5g", 3 << 29),
+        ("1T", 1 << 40),
+    ],
 )
-def test_blob_cache_size_takes_units(value, size):
+def test_a_size_means_the_same_binary_bytes_to_the_proxy_and_the_fusion_client(value, size):
     assert load_settings({"blob_cache_size": value}, environ={}).blob_cache_size == size
+    assert FusionSettings.from_env({"FUSION_CACHE_SIZE": value}).cache_size == size
+
+
+@pytest.mark.parametrize("value", ["lots", "5i", "10X", "G", "1.5.0M", "-1G"])
+def test_a_malformed_size_is_refused_by_the_proxy_and_the_fusion_client(value):
+    with pytest.raises(ConfigError, match="invalid size"):
+        load_settings({"blob_cache_size": value}, environ={})
+    with pytest.raises(SettingsError, match="FUSION_CACHE_SIZE: not a size"):
+        FusionSettings.from_env({"FUSION_CACHE_SIZE": value})
 
 
 def test_invalid_blob_cache_size_is_refused():
