@@ -31,6 +31,11 @@ test: deps-test
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The fast loop: the unit tests alone (tests/support/markers.py), nothing installed beyond the venv.
+.PHONY: test-fast
+test-fast: $(VENV)/.test-stamp
+	$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
 bench: deps-test
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

@@ -6,9 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import support
 from tests.support import IN_CI
 from tests.support.fusion_layers import fusion_build
 from tests.support.images import Shapes, seed_shapes
+from tests.support.markers import mark_by_needs
 from tests.support.registry import Registry, registry_running
 
 __all__ = ["fusion_build"]  # the Fusion layers, built once per session for every suite
@@ -34,3 +36,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which counts as a failure: {report.longrepr}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks by what each test needs (tests/support/markers.py). CI runs them all: `-m` there
+    would leave tests out without a skip to count, so it is refused."""
+    mark_by_needs(items)
+    if IN_CI and config.option.markexpr:
+        raise pytest.UsageError(f"CI=true runs every test; drop -m {config.option.markexpr!r}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    support.unit_test = item.nodeid if item.get_closest_marker("unit") else None
+    try:
+        yield
+    finally:
+        support.unit_test = None

@@ -21,6 +21,7 @@ def test_a_check_that_is_not_ready_yet_is_retried_until_it_is():
     wait_until(check, timeout=5)
 
 
+@pytest.mark.e2e
 def test_a_peer_that_exits_early_fails_the_wait_at_once_with_its_log(tmp_path):
     service = Service(
         "dies", [sys.executable, "-c", "print('no config'); raise SystemExit(3)"], tmp_path

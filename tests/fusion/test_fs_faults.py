@@ -12,6 +12,8 @@ from tests.fusion.conftest import FusionMount, mount_fusion
 from tests.support.faults import FaultProxy
 from tests.support.s3servers import S3Server
 
+pytestmark = pytest.mark.fuse
+
 
 @pytest.fixture(scope="module")
 def proxy(s3rver: S3Server) -> Iterator[FaultProxy]:

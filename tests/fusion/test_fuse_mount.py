@@ -38,7 +38,10 @@ from fusion_client.fuse.system import mount_device
 from tests.fusion.memfs import SLOW_NAME, MemFS
 from tests.support import REPO, need_binary, wait_until
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse"),
+    pytest.mark.fuse,
+]
 
 MiB = 1 << 20
 

@@ -17,6 +17,8 @@ from tests.support import need_binary, wait_until
 from tests.support.faults import FaultProxy
 from tests.support.s3servers import S3Server
 
+pytestmark = pytest.mark.fuse
+
 FUSION = [sys.executable, "-m", "fusion_client"]
 
 

@@ -17,6 +17,8 @@ from fusion_client.s3 import (
 from tests.fusion.conftest import make_client
 from tests.support.s3servers import S3Server
 
+pytestmark = pytest.mark.e2e
+
 AWKWARD_KEYS = [
     "plain.txt",
     "dir with space/file name.txt",

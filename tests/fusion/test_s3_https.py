@@ -21,6 +21,8 @@ from fusion_client.s3 import S3Client, S3ConnectionError, pool
 from tests.support import Service, free_port, need_binary
 from tests.support.s3servers import S3Server
 
+pytestmark = pytest.mark.e2e
+
 
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())

@@ -12,6 +12,8 @@ from fusion_client.s3.client import multipart_etag
 from tests.fusion.conftest import make_client
 from tests.support.s3servers import S3Server
 
+pytestmark = pytest.mark.e2e
+
 PART = 5 * 2**20
 
 

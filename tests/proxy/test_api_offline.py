@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.support.images import ImageSpec, Layer, Pusher, tar_layer
@@ -17,6 +18,8 @@ from wave_proxy.image import mediatypes as mt
 from wave_proxy.server.app import create_app
 from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE
 from wave_proxy.upstream.client import RetryPolicy
+
+pytestmark = pytest.mark.e2e
 
 ACCEPT = {"Accept": ", ".join(mt.DEFAULT_ACCEPT)}
 

@@ -17,6 +17,8 @@ from tests.support.images import Layer, PushedImage
 from tests.support.proxy import HTPASSWD_NAME, TOKEN_NAME, Proxy, proxy_running, upstream_args
 from tests.support.registry import Registry
 
+pytestmark = pytest.mark.e2e
+
 
 def skopeo_inspect(proxy: Proxy, reference: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(

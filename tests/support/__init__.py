@@ -21,9 +21,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# The node id of the `unit` test running now, if any (set by tests/conftest.py); see markers.py.
+unit_test: str | None = None
+
+
+def refuse_in_unit_test(what: str) -> None:
+    """Fail a test marked `unit` that reaches for a peer or a system binary."""
+    if unit_test:
+        pytest.fail(f"{unit_test} is a unit test but needs {what}: mark it e2e", pytrace=False)
+
 
 def need_binary(name: str) -> str:
     """Return the path of `name`, or skip (fail in CI) when it is not installed."""
+    refuse_in_unit_test(f"the {name} binary")
     path = shutil.which(name) or _tool_path(name)
     if path:
         return path
@@ -83,6 +93,7 @@ class Service:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
     ) -> None:
+        refuse_in_unit_test(f"the peer {name}")
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
