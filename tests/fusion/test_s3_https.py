@@ -18,8 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from fusion_client.s3 import S3Client, S3ConnectionError, pool
-from tests.support import Service, free_port, need_binary
-from tests.support.s3servers import S3Server
+from tests.support.s3servers import S3Server, start_s3rver
 
 pytestmark = pytest.mark.e2e
 
@@ -59,33 +58,12 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
 def tls_s3rver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     base = tmp_path_factory.mktemp("s3rver-tls")
     (base / "data").mkdir()
-    key, cert = self_signed_cert(base)
-    port = free_port()
-    service = Service(
-        "s3rver-tls",
-        [
-            need_binary("s3rver"),
-            "--directory",
-            str(base / "data"),
-            "--port",
-            str(port),
-            "--address",
-            "127.0.0.1",
-            "--silent",
-            "--key",
-            str(key),
-            "--cert",
-            str(cert),
-        ],
-        base,
-        env={"NODE_OPTIONS": "--openssl-legacy-provider"},
-    )
+    server = start_s3rver(base, base / "data", tls=self_signed_cert(base))
     try:
-        service.wait_port(port)
-        endpoint = f"https://127.0.0.1:{port}"
-        yield S3Server("s3rver", endpoint, "S3RVER", "S3RVER", service, ca_bundle=str(cert))
+        yield server
     finally:
-        service.stop()
+        assert server.service is not None
+        server.service.stop()
 
 
 def test_https_with_ca_bundle_and_unsigned_payload(tls_s3rver: S3Server):

@@ -8,7 +8,8 @@ Tests switch faults on at run time:
     proxy.down = True       # S3 is down: new connections are refused, open ones are reset
 
 It relays one upstream connection per client connection, request by request (keep-alive kept),
-parsing just enough HTTP (Content-Length and chunked bodies) to know where messages end.
+parsing just enough HTTP (Content-Length and chunked bodies) to know where messages end. It runs
+in threads of the test process; `close()` shuts its listener and every relayed connection.
 """
 
 from __future__ import annotations

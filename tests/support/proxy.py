@@ -2,6 +2,9 @@
 
 The port and data dir stay fixed across `restart()`, so a client that learned a digest before
 the restart can ask for it again afterwards (what the ECS agent does).
+
+Start with `proxy_running(workdir, args)`; it stops when the block ends (Service.stop: SIGTERM to
+the process group, SIGKILL after 15 s); the data dir stays for inspection.
 """
 
 from __future__ import annotations

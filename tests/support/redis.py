@@ -3,6 +3,9 @@
 Import the session fixture into a conftest.py (each test picks its own database number):
 
     from tests.support.redis import redis_server  # noqa: F401
+
+`redis_running(workdir)` starts one more; either stops at the end of its block or session
+(Service.stop: SIGTERM to the process group, SIGKILL after 15 s).
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@
   credentials and signs ES256 JWTs whose `x5c` header carries a self-signed certificate that the
   registry trusts through `rootcertbundle`, as distribution 2.8 requires.
 
-`start_registry` returns a running `Registry`; `Registry.auth_headers(repo)` gives the headers a
-test (or the image seeder) needs to talk to it directly, whatever the mode.
+`registry_running(workdir, mode)` starts one and stops it when the block ends (the registry's
+process group gets SIGTERM, SIGKILL after 15 s; the token issuer's thread is shut down);
+`Registry.auth_headers(repo)` gives the headers a test (or the image seeder) needs to talk to it
+directly, whatever the mode.
 """
 
 from __future__ import annotations

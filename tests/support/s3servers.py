@@ -6,6 +6,10 @@ Each is session-scoped; tests get fresh buckets from `new_bucket()`, so they nev
 other's objects. Import the fixtures into a conftest.py:
 
     from tests.support.s3servers import moto_s3, s3rver  # noqa: F401
+
+`start_s3rver` (also over https, with a test CA) and `start_moto` start one more; every server
+stops with its `service.stop()` (SIGTERM to its process group, SIGKILL after 15 s), which the
+fixtures call at the end of the session. s3rver keeps objects on disk under its data dir.
 """
 
 from __future__ import annotations
@@ -70,9 +74,11 @@ class S3Server:
         return name
 
 
-def start_s3rver(log_dir: Path, data_dir: Path) -> S3Server:
+def start_s3rver(log_dir: Path, data_dir: Path, tls: tuple[Path, Path] | None = None) -> S3Server:
+    """s3rver on a free loopback port, over https when given `tls` = (key.pem, cert.pem)."""
     binary = need_binary("s3rver")
     port = free_port()
+    https = ["--key", str(tls[0]), "--cert", str(tls[1])] if tls else []
     service = Service(
         "s3rver",
         [
@@ -85,13 +91,16 @@ def start_s3rver(log_dir: Path, data_dir: Path) -> S3Server:
             "127.0.0.1",
             "--silent",
             "--no-vhost-buckets",  # path-style only, whatever Host a test sends
+            *https,
         ],
         log_dir,
         # Node 20 needs the legacy provider for s3rver's md5 use, else ListObjectsV2 fails.
         env={"NODE_OPTIONS": "--openssl-legacy-provider"},
     )
     service.wait_port(port)
-    return S3Server("s3rver", f"http://127.0.0.1:{port}", "S3RVER", "S3RVER", service)
+    endpoint = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    ca_bundle = str(tls[1]) if tls else None
+    return S3Server("s3rver", endpoint, "S3RVER", "S3RVER", service, ca_bundle=ca_bundle)
 
 
 def start_moto(log_dir: Path) -> S3Server:
