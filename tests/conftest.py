@@ -8,12 +8,19 @@ import pytest
 
 from tests import support
 from tests.support import IN_CI
-from tests.support.fusion_layers import fusion_build
 from tests.support.images import Shapes, seed_shapes
 from tests.support.markers import mark_by_needs
 from tests.support.registry import Registry, registry_running
 
-__all__ = ["fusion_build"]  # the Fusion layers, built once per session for every suite
+# Session fixtures defined once for every folder (imported into several conftests, each import
+# would start its own copy of the peer).
+pytest_plugins = [
+    "tests.support.fusion_layers",
+    "tests.support.layers",
+    "tests.support.redis",
+    "tests.support.s3servers",
+    "tests.support.upstreams",
+]
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
-"""Session-scoped real peers for the proxy tests: upstream registries in each auth mode, seeded.
+"""The end-to-end tests' session proxy and the dockerd that uses it as its registry mirror.
 
 The factories live in tests/support (so bench/ can use them too); this file only scopes them.
+The upstream registries and layers they use are session plugins (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -11,56 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.dockerd import Dockerd, dockerd_running
-from tests.support.images import (
-    ImageSpec,
-    Layer,
-    PushedImage,
-    Pusher,
-    tar_layer,
-    write_marker_layer,
-)
+from tests.support.images import Layer
 from tests.support.proxy import HTPASSWD_NAME, TOKEN_NAME, Proxy, proxy_running, upstream_args
-from tests.support.registry import Registry, registry_running
-
-PRIVATE_REPOSITORY = "private/tool"
-
-
-@pytest.fixture(scope="session")
-def htpasswd_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """A docker-registry behind HTTP Basic (bcrypt htpasswd); credentials in `.credentials`."""
-    with registry_running(tmp_path_factory.mktemp("upstream-htpasswd"), "htpasswd") as registry:
-        yield registry
-
-
-@pytest.fixture(scope="session")
-def token_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """A docker-registry in token mode with its test issuer (`.issuer`); see support.registry."""
-    with registry_running(tmp_path_factory.mktemp("upstream-token"), "token") as registry:
-        yield registry
-
-
-def _push_private(registry: Registry) -> PushedImage:
-    layer = tar_layer({"opt/private/secret.txt": f"private in {registry.mode}\n".encode()})
-    return Pusher(registry).image(PRIVATE_REPOSITORY, "1", ImageSpec((layer,), {"Cmd": ["sh"]}))
-
-
-@pytest.fixture(scope="session")
-def htpasswd_image(htpasswd_upstream: Registry) -> PushedImage:
-    """private/tool:1 in the htpasswd registry."""
-    return _push_private(htpasswd_upstream)
-
-
-@pytest.fixture(scope="session")
-def token_image(token_upstream: Registry) -> PushedImage:
-    """private/tool:1 in the token-auth registry."""
-    return _push_private(token_upstream)
-
-
-@pytest.fixture(scope="session")
-def marker_layer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Layer]:
-    """The .tar.gz tests pass to `--layer`: it adds /etc/wave-proxy-test (see support.images)."""
-    path = tmp_path_factory.mktemp("layers") / "marker.tar.gz"
-    return path, write_marker_layer(path)
+from tests.support.registry import Registry
 
 
 @pytest.fixture(scope="session")

@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.api.helpers import WaveLayer, skopeo, wave_layer
-from tests.api.nfwave import nf_wave_request
 from tests.support import Service, free_port, running
 from tests.support.images import Shapes
+from tests.support.layers import WaveLayer, wave_layer
 from tests.support.proxy import Proxy, proxy_running, upstream_args
 from tests.support.redis import Redis
 from tests.support.registry import Registry
+from tests.wave_proxy.api.helpers import skopeo
+from tests.wave_proxy.api.nfwave import nf_wave_request
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -12,9 +12,7 @@ from fusion_client.fs.runtime import MountedFileSystem
 from fusion_client.s3 import S3Client
 from fusion_client.settings import Settings
 from tests.support.faults import FaultProxy
-from tests.support.s3servers import S3Server, moto_s3, s3rver
-
-__all__ = ["moto_s3", "s3rver"]
+from tests.support.s3servers import S3Server
 
 # Retries in tests back off in milliseconds, not seconds (a settings knob, not test sleeps).
 FAST_RETRIES = {"FUSION_S3_RETRY_BASE_DELAY": "0.01", "FUSION_S3_RETRY_MAX_DELAY": "0.05"}

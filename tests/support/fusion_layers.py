@@ -60,5 +60,5 @@ def build_once(snapshot_dir: Path) -> FusionBuild:
 
 @pytest.fixture(scope="session")
 def fusion_build(tmp_path_factory: pytest.TempPathFactory) -> FusionBuild:
-    """Both architectures' Fusion layers (import into a conftest.py, or use tests/conftest.py's)."""
+    """Both architectures' Fusion layers (this module is a plugin tests/conftest.py loads)."""
     return build_once(tmp_path_factory.mktemp("fusion-client"))

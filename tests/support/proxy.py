@@ -20,7 +20,7 @@ from tests.support import Service, free_port, wait_until
 from tests.support.registry import Registry
 
 WAVECTL = Path(sys.executable).with_name("wavectl")
-# Registry names the session proxy (tests/proxy/conftest.py) gives the private upstreams: host
+# Registry names the session proxy (tests/e2e/conftest.py) gives the private upstreams: host
 # names, as users would type them in an image reference.
 HTPASSWD_NAME = "basic.registry.test"
 TOKEN_NAME = "token.registry.test"

@@ -1,8 +1,7 @@
 """A throwaway redis-server on a loopback port, nothing persisted.
 
-Import the session fixture into a conftest.py (each test picks its own database number):
-
-    from tests.support.redis import redis_server  # noqa: F401
+`redis_server` is the session's one server (each test picks its own database number); this
+module is a pytest plugin that tests/conftest.py loads for every folder.
 
 `redis_running(workdir)` starts one more; either stops at the end of its block or session
 (Service.stop: SIGTERM to the process group, SIGKILL after 15 s).

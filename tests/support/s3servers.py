@@ -3,9 +3,8 @@ ignores If-Match) and moto_server (honours If-Match, but re-reads whole objects 
 GET: small objects only).
 
 Each is session-scoped; tests get fresh buckets from `new_bucket()`, so they never see each
-other's objects. Import the fixtures into a conftest.py:
-
-    from tests.support.s3servers import moto_s3, s3rver  # noqa: F401
+other's objects. This module is a pytest plugin that tests/conftest.py loads, so each starts
+once per session whichever folder asks.
 
 `start_s3rver` (also over https, with a test CA) and `start_moto` start one more; every server
 stops with its `service.stop()` (SIGTERM to its process group, SIGKILL after 15 s), which the

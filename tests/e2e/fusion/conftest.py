@@ -8,15 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fusion_layer.images import FusionImages, seed_images
+from tests.e2e.fusion.images import FusionImages, seed_images
 from tests.support.dockerd import Dockerd, dockerd_running
 from tests.support.fusion_layers import FusionBuild
 from tests.support.proxy import Proxy, proxy_running, upstream_args
 from tests.support.registry import Registry
-from tests.support.s3servers import moto_s3, s3rver
 from wave_proxy.layerbuild.arch import host_arch
-
-__all__ = ["moto_s3", "s3rver"]
 
 
 @pytest.fixture(scope="session")

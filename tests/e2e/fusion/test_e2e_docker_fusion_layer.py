@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.fusion_layer.images import PYTHON_HOME, FusionImages
+from tests.e2e.fusion.images import PYTHON_HOME, FusionImages
 from tests.support import wait_until
 from tests.support.dockerd import Dockerd
 from tests.support.s3servers import S3Server

@@ -13,16 +13,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.api.helpers import WaveLayer
-from tests.api.nfwave import nf_wave_request
 from tests.support.dockerd import Dockerd, dockerd_running
 from tests.support.fusion_layers import FusionBuild
 from tests.support.images import Shapes
+from tests.support.layers import WaveLayer
 from tests.support.proxy import Proxy, proxy_running, upstream_args
 from tests.support.registry import Registry
-from tests.support.s3servers import S3Server, s3rver
-
-__all__ = ["s3rver"]
+from tests.support.s3servers import S3Server
+from tests.wave_proxy.api.nfwave import nf_wave_request
 
 pytestmark = pytest.mark.timeout(600)
 

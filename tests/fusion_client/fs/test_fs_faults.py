@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fusion.conftest import FusionMount, mount_fusion
+from tests.fusion_client.conftest import FusionMount, mount_fusion
 from tests.support.faults import FaultProxy
 from tests.support.s3servers import S3Server
 

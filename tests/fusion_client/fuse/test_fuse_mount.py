@@ -1,7 +1,7 @@
 """Real FUSE mounts of the in-memory test file system, driven by ordinary system calls and tools.
 
-Each test mounts tests/fusion/memfs.py in this process (worker threads serve the kernel while
-the test thread uses the mount) and unmounts afterwards.
+Each test mounts tests/fusion_client/fuse/memfs.py in this process (worker threads serve the
+kernel while the test thread uses the mount) and unmounts afterwards.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from fusion_client.fuse import (
     mounting,
 )
 from fusion_client.fuse.system import mount_device
-from tests.fusion.memfs import SLOW_NAME, MemFS
+from tests.fusion_client.fuse.memfs import SLOW_NAME, MemFS
 from tests.support import REPO, need_binary, wait_until
 
 pytestmark = [
@@ -491,8 +491,9 @@ def test_a_client_exiting_with_its_own_file_open_on_the_mount_does_not_hang(
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
     leaky = (
-        "import os, sys; from fusion_client.fuse import mount; from tests.fusion.memfs import"
-        " MemFS; s = mount(MemFS(), sys.argv[1]); s.start(2);"
+        "import os, sys; from fusion_client.fuse import mount;"
+        " from tests.fusion_client.fuse.memfs import MemFS;"
+        " s = mount(MemFS(), sys.argv[1]); s.start(2);"
         " f = open(os.path.join(sys.argv[1], 'f'), 'w'); f.write('x'); f.flush()"
     )
     try:
@@ -556,7 +557,7 @@ def test_unprivileged_user_falls_back_to_fusermount3() -> None:
 UNPRIVILEGED_MOUNT = textwrap.dedent("""
     import os, sys
     from fusion_client.fuse import mount, MountError, MountOptions
-    from tests.fusion.memfs import MemFS
+    from tests.fusion_client.fuse.memfs import MemFS
     os.setgroups([]); os.setgid(65534); os.setuid(65534)
     mountpoint = sys.argv[1]
     print("running as uid", os.getuid())
@@ -590,7 +591,8 @@ def test_mounting_over_the_dead_mount_of_a_killed_client_says_how_to_clear_it(
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
     serve = (
-        "import sys; from fusion_client.fuse import mount; from tests.fusion.memfs import MemFS;"
+        "import sys; from fusion_client.fuse import mount;"
+        " from tests.fusion_client.fuse.memfs import MemFS;"
         "s = mount(MemFS(), sys.argv[1]); s.start(1); print('up', flush=True); s.wait()"
     )
     client = subprocess.Popen(
@@ -636,7 +638,7 @@ def test_an_unprivileged_user_without_fusermount3_learns_what_is_missing() -> No
 NO_FUSERMOUNT = textwrap.dedent("""
     import os, sys
     from fusion_client.fuse import mount, mounting, MountError
-    from tests.fusion.memfs import MemFS
+    from tests.fusion_client.fuse.memfs import MemFS
     os.setgroups([]); os.setgid(65534); os.setuid(65534)
     mounting.FUSERMOUNT = "fusermount-not-installed"
     try:

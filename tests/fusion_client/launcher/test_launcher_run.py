@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import fusion_client
-from tests.fusion.conftest import FAST_RETRIES
+from tests.fusion_client.conftest import FAST_RETRIES
 from tests.support import need_binary, wait_until
 from tests.support.faults import FaultProxy
 from tests.support.s3servers import S3Server

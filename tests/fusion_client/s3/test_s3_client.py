@@ -14,7 +14,7 @@ from fusion_client.s3 import (
     PreconditionFailed,
     S3Client,
 )
-from tests.fusion.conftest import make_client
+from tests.fusion_client.conftest import make_client
 from tests.support.s3servers import S3Server
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ from email.utils import formatdate
 import pytest
 
 from fusion_client.s3 import NoSuchKey, PreconditionFailed, S3Client, S3ConnectionError, S3Error
-from tests.fusion.conftest import through_proxy
+from tests.fusion_client.conftest import through_proxy
 from tests.support import free_port
 from tests.support.faults import FaultProxy
 from tests.support.s3servers import S3Server

@@ -9,7 +9,7 @@ import pytest
 from fusion_client.s3 import S3Client, S3Error
 from fusion_client.s3 import client as client_module
 from fusion_client.s3.client import multipart_etag
-from tests.fusion.conftest import make_client
+from tests.fusion_client.conftest import make_client
 from tests.support.s3servers import S3Server
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fusion_client.upload import Uploader, UploadError
-from tests.fusion.conftest import through_proxy
+from tests.fusion_client.conftest import through_proxy
 from tests.support.faults import FaultProxy
 from tests.support.s3servers import S3Server
 

@@ -8,7 +8,7 @@ import threading
 import tracemalloc
 
 from fusion_client.upload import Uploader
-from tests.fusion.conftest import make_client
+from tests.fusion_client.conftest import make_client
 from tests.support.s3servers import S3Server
 
 MiB = 2**20

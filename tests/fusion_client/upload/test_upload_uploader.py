@@ -10,7 +10,7 @@ import pytest
 
 from fusion_client.s3 import S3Client
 from fusion_client.upload import Uploader, part_span
-from tests.fusion.conftest import make_client
+from tests.fusion_client.conftest import make_client
 from tests.support import wait_until
 from tests.support.s3servers import S3Server
 

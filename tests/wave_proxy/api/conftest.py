@@ -10,31 +10,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.api.helpers import FUSION_VERSION, WaveLayer, wave_layer
-from tests.support.images import Shapes, tar_layer
-from tests.support.redis import redis_server
+from tests.support.images import Shapes
 from tests.support.registry import Registry
 from wave_proxy.config import Settings
 from wave_proxy.server.app import create_app
 from wave_proxy.upstream.client import RetryPolicy
-
-__all__ = ["redis_server"]
-
-
-@pytest.fixture(scope="session")
-def bundle_layer() -> WaveLayer:
-    """Like nf-wave's project bin/ bundle: a small script under /usr/local/bin."""
-    return wave_layer({"usr/local/bin/hello.sh": b"#!/bin/sh\necho hello from the bundle\n"})
-
-
-@pytest.fixture(scope="session")
-def fusion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A stand-in for `wavectl layer build` output: one small layer per architecture."""
-    directory = tmp_path_factory.mktemp("fusion-layers")
-    for arch in ("amd64", "arm64"):
-        layer = tar_layer({"usr/bin/fusion": f'#!/bin/sh\n# fusion {arch}\nexec "$@"\n'.encode()})
-        (directory / f"fusion-{FUSION_VERSION}-{arch}.tar.gz").write_bytes(layer.compressed)
-    return directory
 
 
 @pytest.fixture

@@ -3,43 +3,16 @@ client's view of a targetImage through the in-process proxy."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
 import subprocess
 import tarfile
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from tests.support import need_binary
-from tests.support.images import tar_layer
-
-FUSION_VERSION = "9.9.9"
-
-
-@dataclass(frozen=True)
-class WaveLayer:
-    """A .tar.gz with the descriptor fields a Wave request carries for it."""
-
-    gzip: bytes
-    tar_digest: str
-    gzip_digest: str
-
-    def entry(self, location: str | None = None) -> dict:
-        return {
-            "location": location or "data:" + base64.b64encode(self.gzip).decode(),
-            "gzipDigest": self.gzip_digest,
-            "gzipSize": len(self.gzip),
-            "tarDigest": self.tar_digest,
-        }
-
-
-def wave_layer(files: dict[str, bytes]) -> WaveLayer:
-    layer = tar_layer(files)
-    return WaveLayer(layer.compressed, layer.diff_id, layer.digest)
 
 
 def tar_names(gzip_bytes: bytes) -> list[str]:

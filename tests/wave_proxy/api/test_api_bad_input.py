@@ -11,11 +11,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.api.helpers import (
-    WaveLayer,
-    submit,
-    wave_layer,
-)
+from tests.support.layers import WaveLayer, wave_layer
+from tests.wave_proxy.api.helpers import submit
 from wave_proxy.api import handlers
 from wave_proxy.api.handlers import SERVICE
 from wave_proxy.api.layers import LayerLimits

@@ -10,18 +10,11 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 
-from tests.api.helpers import (
-    FUSION_VERSION,
-    WaveLayer,
-    blob,
-    pull_manifest,
-    submit,
-    tar_names,
-    wave_layer,
-)
-from tests.api.nfwave import FUSION_ENV, nf_wave_request
 from tests.support.images import Pusher, Shapes
+from tests.support.layers import FUSION_VERSION, WaveLayer, wave_layer
 from tests.support.registry import Registry
+from tests.wave_proxy.api.helpers import blob, pull_manifest, submit, tar_names
+from tests.wave_proxy.api.nfwave import FUSION_ENV, nf_wave_request
 
 
 async def test_nf_wave_fusion_request_gets_every_field_the_plugin_reads(

@@ -7,13 +7,10 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 
-from tests.api.helpers import (
-    FUSION_VERSION,
-    pull_manifest,
-    submit,
-)
-from tests.api.nfwave import nf_wave_request
 from tests.support.images import Shapes
+from tests.support.layers import FUSION_VERSION
+from tests.wave_proxy.api.helpers import pull_manifest, submit
+from tests.wave_proxy.api.nfwave import nf_wave_request
 
 
 async def test_fusion_container_config_points_back_at_this_proxy(

@@ -8,13 +8,9 @@ from datetime import datetime
 
 from aiohttp.test_utils import TestClient
 
-from tests.api.helpers import (
-    WaveLayer,
-    pull_manifest,
-    split_target,
-    submit,
-)
-from tests.api.nfwave import nf_wave_request
+from tests.support.layers import WaveLayer
+from tests.wave_proxy.api.helpers import pull_manifest, split_target, submit
+from tests.wave_proxy.api.nfwave import nf_wave_request
 from wave_proxy.api.handlers import SERVICE
 from wave_proxy.config import Settings
 

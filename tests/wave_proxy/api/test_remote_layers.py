@@ -8,7 +8,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.api.helpers import WaveLayer, submit, wave_layer
+from tests.support.layers import WaveLayer, wave_layer
+from tests.wave_proxy.api.helpers import submit
 from wave_proxy.remote_layers import RemoteLayerError, RemoteLayerFetcher, refused_address
 
 

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from tests.api.nfwave import FUSION_URL, nf_wave_request
+from tests.wave_proxy.api.nfwave import FUSION_URL, nf_wave_request
 from wave_proxy.api.request import (
     RequestError,
     parse_container_request,

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.api.helpers import skopeo
 from tests.support import free_port
 from tests.support.images import Shapes
 from tests.support.proxy import WAVECTL, Proxy, proxy_running, upstream_args
 from tests.support.registry import Registry
+from tests.wave_proxy.api.helpers import skopeo
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -1,7 +1,7 @@
 """The proxy app over HTTP (in-process) against the real docker-registry upstream: manifests.
 
 Each test builds a fresh app on its own data directory; the upstream and its seeded images are
-the session's (tests/proxy/conftest.py).
+the session's (tests/e2e/conftest.py).
 """
 
 from __future__ import annotations

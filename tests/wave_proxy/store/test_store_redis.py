@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
-from tests.api.helpers import submit
 from tests.support import free_port
-from tests.support.redis import Redis, redis_running
+from tests.support.redis import Redis
 from wave_proxy.store.metadata import StoredDocument
 from wave_proxy.store.redis import RedisMetadataStore, StoreUnavailable
 
@@ -52,15 +50,3 @@ async def test_unreachable_redis_fails_at_open_with_the_address() -> None:
         StoreUnavailable, match=r"cannot reach the Redis store redis://127\.0\.0\.1"
     ):
         await RedisMetadataStore.open(url)
-
-
-async def test_api_answers_503_naming_redis_while_it_is_down(make_api, tmp_path: Path) -> None:
-    with redis_running(tmp_path) as server:
-        api = await make_api(store=server.url(3))
-        status, body = await submit(api, {"containerImage": "busybox:1"})
-        assert status == 200
-        token = body["containerToken"]
-        server.service.stop()
-        response = await api.get(f"/container-token/{token}")
-        assert response.status == 503
-        assert "Redis store redis://127.0.0.1" in (await response.json())["message"]

@@ -7,7 +7,7 @@ import base64
 import aiohttp
 import pytest
 
-from tests.proxy.unit.fake_registry import BLOB, FAST, MANIFEST, OCI, start_fake
+from tests.wave_proxy.upstream.fake_registry import BLOB, FAST, MANIFEST, OCI, start_fake
 from wave_proxy.image.digest import sha256_digest
 from wave_proxy.upstream.auth import Credentials
 from wave_proxy.upstream.client import MAX_MANIFEST_BYTES, RegistryClient
