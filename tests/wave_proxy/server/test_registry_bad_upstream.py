@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.proxy.unit.fake_registry import BLOB, FAST, Script, start_fake
 from tests.support.images import tar_layer, write_marker_layer
+from tests.wave_proxy.upstream.fake_registry import BLOB, FAST, Script, start_fake
 from wave_proxy.config import LayerSpec, Settings
 from wave_proxy.image import mediatypes as mt
 from wave_proxy.image.digest import sha256_digest
@@ -84,6 +84,8 @@ async def test_transient_5xx_is_retried_and_the_pull_succeeds(fake):
     script.failures = [503, 502]
     response = await client.get("/v2/org/tool/manifests/1", headers=ACCEPT)
     assert response.status == 200
+    assert script.failures == [], "both failures were answered, and retried past"
+    assert json.loads(await response.read())["schemaVersion"] == 2
 
 
 async def test_upstream_outage_is_unavailable_and_names_the_registry(fake):
