@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fusion.conftest import FusionMount
+from tests.fusion_client.conftest import FusionMount
 
 
 def sh(script: str, cwd: Path | None = None) -> str:
@@ -77,6 +77,7 @@ def test_tar_extracts_a_tree_into_the_mount(s3rver_mount, bucket, tmp_path):
     assert sh(f"cat {s3rver_mount.path(bucket, 't/top.txt')}") == "top\n"
 
 
+@pytest.mark.slow
 def test_ls_l_lists_a_prefix_of_2000_objects_with_sizes(s3rver_mount, bucket):
     s3 = s3rver_mount.server.boto3_client()
     with concurrent.futures.ThreadPoolExecutor(16) as pool:

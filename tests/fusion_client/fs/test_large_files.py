@@ -16,7 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fusion.conftest import FusionMount
+from tests.fusion_client.conftest import FusionMount
+
+pytestmark = pytest.mark.slow
 
 MiB = 2**20
 SIZE = 1024 * MiB + 4097
