@@ -87,6 +87,8 @@ def test_reopening_counts_existing_entries_and_drops_partial_writes(tmp_path):
     fill(reopened, b"b" * 10)
     fill(reopened, b"c" * 10)
     assert reopened.lookup(digest_of(b"a" * 10)) is None, "the oldest made room"
+    assert reopened.lookup(digest_of(b"b" * 10)) is not None
+    assert reopened.lookup(digest_of(b"c" * 10)) is not None
 
 
 async def collect(fill, start: int, length: int) -> bytes:
