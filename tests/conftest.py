@@ -53,10 +53,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(f"CI=true runs every test; drop -m {config.option.markexpr!r}")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A unit test's set-up and body may not reach for peers (its teardown may stop some)."""
     support.unit_test = item.nodeid if item.get_closest_marker("unit") else None
-    try:
-        yield
-    finally:
-        support.unit_test = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    support.unit_test = None
