@@ -54,7 +54,7 @@ class Workload:
 
 def workloads(size: int) -> list[Workload]:
     mib = size // MiB
-    random_total = max(4, round(2 * mib * RANDOM_SHARE)) * MiB
+    random_total = max(1, round(2 * mib * RANDOM_SHARE / 4)) * 4 * MiB  # whole MiB per job
     result = []
     for jobs in (1, 4):
         result.append(
