@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench import fio
 from bench.mounts import PEERS
+
+# fio, s3rver, s3fs and rclone mounts: real peers through /dev/fuse.
+pytestmark = [pytest.mark.e2e, pytest.mark.fuse, pytest.mark.slow]
 
 SIZE_MIB = 4
 
