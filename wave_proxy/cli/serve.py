@@ -10,10 +10,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from wave_proxy.app.factory import create_app
 from wave_proxy.cli import CliError
 from wave_proxy.config import OPTIONS, ConfigError, Option, Settings, env_name, load_settings
 from wave_proxy.layerbuild import LayerBuildError
-from wave_proxy.server.app import create_app
 from wave_proxy.store.layers import LayerFileError
 from wave_proxy.store.metadata import MetadataStoreError
 from wave_proxy.upstream.auth import DockerConfigError

@@ -10,6 +10,10 @@ class MetadataStoreError(RuntimeError):
     """The store cannot be opened or used; the message names it and the cause."""
 
 
+class StoreUnavailable(MetadataStoreError):
+    """A networked store cannot be reached or refused a command: worth a retry (503)."""
+
+
 @dataclass(frozen=True)
 class StoredDocument:
     """A manifest, index or config we produced, kept under its own digest."""

@@ -13,14 +13,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from wave_proxy.store.metadata import MetadataStoreError, StoredDocument
+from wave_proxy.store.metadata import StoredDocument, StoreUnavailable
 
 PREFIX = "wave-proxy:"
 _SEPARATOR = b"\n"  # media types never contain a newline
-
-
-class StoreUnavailable(MetadataStoreError):
-    """Redis cannot be reached or refused a command; the message says which server."""
 
 
 class RedisMetadataStore:
