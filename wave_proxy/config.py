@@ -402,6 +402,30 @@ OPTIONS: tuple[Option, ...] = (
         group="Wave API",
     ),
     Option(
+        "metrics_listen",
+        "serve /metrics (and /healthz, /readyz) on this separate address instead of --listen",
+        lambda value, _base: parse_listen(str(value)),
+        "HOST:PORT",
+        group="operations",
+    ),
+    Option(
+        "shutdown_grace",
+        "after SIGTERM (readiness fails at once, no new connections), how long requests in "
+        "flight may take to finish",
+        lambda value, _base: parse_duration(value),
+        "DURATION",
+        default="30s",
+        group="operations",
+    ),
+    Option(
+        "log_format",
+        "text, or json for one JSON object per line (access lines carry their fields)",
+        _choice("text", "json"),
+        "FORMAT",
+        default="text",
+        group="operations",
+    ),
+    Option(
         "log_level",
         "the least severe log messages written: debug, info, warning or error",
         _choice("debug", "info", "warning", "error"),
@@ -437,6 +461,9 @@ class Settings:
     # into fusion_layers at start) and run every image's command through its launcher.
     # load_settings turns this on unless layers are given; a Settings made in code opts in.
     fusion: bool = False
+    metrics_listen: tuple[str, int] | None = None  # None: /metrics on the main port
+    shutdown_grace: float = field(default_factory=OPTION["shutdown_grace"].default_value)
+    log_format: str = field(default_factory=OPTION["log_format"].default_value)
     log_level: str = field(default_factory=OPTION["log_level"].default_value)
 
     @property

@@ -13,7 +13,10 @@ import aiohttp
 from aiohttp import web
 
 from wave_proxy.api import routes as api_routes
+from wave_proxy.app.health import LIFECYCLE, PROXY, Lifecycle, healthz, readyz
+from wave_proxy.app.housekeeping import sweeping
 from wave_proxy.app.middleware import add_api_version, oci_errors
+from wave_proxy.app.observe import ObservedStore, metrics_endpoint, upstream_tracing
 from wave_proxy.app.token_registry import token_registry
 from wave_proxy.augment import IMMUTABLE_KEYS, Augmenter
 from wave_proxy.config import Settings
@@ -46,6 +49,8 @@ def create_app(
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[oci_errors])
     app.cleanup_ctx.append(lambda app: _lifecycle(app, settings, retry, upstream_timeout))
     app.on_response_prepare.append(add_api_version)
+    app[LIFECYCLE] = Lifecycle()
+    add_health_routes(app.router, with_metrics=settings.metrics_listen is None)
     api_routes.add_routes(app.router)
     # /v2/wt/<token>/ ahead of the /v2 catch-all: a token's image, not a mirrored repository
     app.router.add_route("*", "/v2/wt/{token}/{path:.+}", token_registry)
@@ -55,19 +60,35 @@ def create_app(
     return app
 
 
+def create_admin_app(proxy: web.Application) -> web.Application:
+    """What --metrics-listen serves: /metrics, /healthz and /readyz of `proxy`."""
+    admin = web.Application()
+    admin[PROXY] = proxy
+    add_health_routes(admin.router, with_metrics=True)
+    return admin
+
+
+def add_health_routes(router: web.UrlDispatcher, with_metrics: bool) -> None:
+    router.add_get("/healthz", healthz)
+    router.add_get("/readyz", readyz)
+    if with_metrics:
+        router.add_get("/metrics", metrics_endpoint)
+
+
 async def _lifecycle(
     app: web.Application, settings: Settings, retry: RetryPolicy | None, timeout: float
 ) -> AsyncIterator[None]:
     data_dir = settings.data_dir
     blobs = BlobStore(data_dir / "blobs")
     credentials = resolve_credentials(settings)
-    store = MemoizedStore(await open_metadata_store(settings), IMMUTABLE_KEYS)
+    store = MemoizedStore(ObservedStore(await open_metadata_store(settings)), IMMUTABLE_KEYS)
     # After the quick checks: providing the Fusion layers may take a build on first start.
     layers = await asyncio.to_thread(_ingest_layers, settings, blobs)
     session = aiohttp.ClientSession(
         auto_decompress=False,
         connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60),
         trust_env=True,  # HTTPS_PROXY / NO_PROXY for egress to upstream registries
+        trace_configs=[upstream_tracing(settings.registries)],
     )
     registries = Registries(settings.registries, session, credentials, retry, timeout)
     app[BLOBS] = blobs
@@ -85,7 +106,7 @@ async def _lifecycle(
             layer.platform or "all",
         )
     try:
-        async with api_routes.wave_api(app, settings, app[AUGMENTER], blobs):
+        async with api_routes.wave_api(app, settings, app[AUGMENTER], blobs), sweeping(app):
             yield
     finally:
         if BLOB_CACHE in app:

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import signal
 from pathlib import Path
 
-from aiohttp import web
-
-from wave_proxy.app.factory import create_app
+from wave_proxy.app.logs import configure_logging
+from wave_proxy.app.serving import serve
 from wave_proxy.cli import CliError
 from wave_proxy.config import OPTIONS, ConfigError, Option, Settings, env_name, load_settings
 from wave_proxy.layerbuild import LayerBuildError
 from wave_proxy.store.layers import LayerFileError
 from wave_proxy.store.metadata import MetadataStoreError
 from wave_proxy.upstream.auth import DockerConfigError
-
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -63,10 +58,7 @@ def add_option(parser: argparse._ActionsContainer, option: Option) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        configure_logging(settings.log_level, settings.log_format)
         asyncio.run(serve(settings))
     except LayerBuildError as exc:
         raise CliError(f"cannot provide the Fusion layer: {exc}", exit_code=1) from None
@@ -86,30 +78,3 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """The command line's options over the environment's and the config file's."""
     cli = {option.key: getattr(args, option.key) for option in OPTIONS}
     return load_settings(cli, config_file=Path(args.config) if args.config else None)
-
-
-async def serve(settings: Settings) -> None:
-    runner = web.AppRunner(
-        create_app(settings),
-        access_log=logging.getLogger("wave_proxy.access"),
-        access_log_format=ACCESS_LOG_FORMAT,
-    )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
-        registries = ", ".join(f"{n}={u}" for n, u in settings.registries.items())
-        logging.getLogger("wave_proxy").info(
-            "listening on http://%s:%d (upstreams: %s; data dir %s)",
-            settings.host,
-            settings.port,
-            registries,
-            settings.data_dir,
-        )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-    finally:
-        await runner.cleanup()

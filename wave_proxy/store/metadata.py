@@ -36,4 +36,16 @@ class MetadataStore(Protocol):
 
     async def set_value(self, key: str, value: str, ttl: float | None = None) -> None: ...
 
+    async def count_values(self, prefix: str) -> int:
+        """Unexpired values whose key starts with `prefix` (for metrics: may scan)."""
+        ...
+
+    async def purge_expired(self) -> int:
+        """Remove expired values now (where expiry is not the engine's own); how many."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise MetadataStoreError unless the store answers (for /readyz)."""
+        ...
+
     async def close(self) -> None: ...

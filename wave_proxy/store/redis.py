@@ -55,6 +55,19 @@ class RedisMetadataStore:
         px = max(1, int(ttl * 1000)) if ttl is not None else None
         await self._call(self._client.set(f"{PREFIX}kv:{key}", value.encode(), px=px))
 
+    async def count_values(self, prefix: str) -> int:
+        async def count() -> int:
+            keys = self._client.scan_iter(match=f"{PREFIX}kv:{prefix}*", count=1000)
+            return sum([1 async for _ in keys])
+
+        return int(await self._call(count()))
+
+    async def purge_expired(self) -> int:
+        return 0  # Redis expires values itself (PX), for every replica at once
+
+    async def ping(self) -> None:
+        await self._call(self._client.ping())
+
     async def close(self) -> None:
         await self._client.aclose()
 
