@@ -199,6 +199,9 @@ def test_readiness_fails_without_the_store_and_health_does_not(tmp_path: Path, u
             assert ready.status_code == 503
             assert ready.text.startswith("not ready: metadata store unreachable")
             assert requests.get(f"{proxy.url}/healthz", timeout=5).status_code == 200
+            samples = scrape(proxy.url)
+            assert value(samples, "store_errors_total", operation="ping") >= 1
+            assert value(samples, "ready") == 0
 
 
 @pytest.fixture
