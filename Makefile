@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LISTEN ?= 0.0.0.0:9090
 
-.PHONY: run test bench lint layer deps-run deps-test clean
+.PHONY: run test bench lint layer image deps-run deps-test clean
 
 $(BIN)/python:
 	scripts/install-deps.sh run
@@ -42,6 +42,10 @@ bench: deps-test
 # The prebuilt Fusion layers (layers/README.md): LAYER_ARGS="--arch amd64 --out DIR".
 layer: deps-test
 	$(BIN)/wavectl layer build $(LAYER_ARGS)
+
+# The container image (deploy/Dockerfile), its Fusion layers built into layers/out first.
+image: layer
+	docker build -f deploy/Dockerfile -t wave-proxy .
 
 lint: deps-test
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ test_pkgs=(
   busybox-static apache2-utils patchelf nodejs npm
   wrk hyperfine fio qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   gcc libc6-dev musl-tools
+  debootstrap systemd
 )
 
 want=("${run_pkgs[@]}")

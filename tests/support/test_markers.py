@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests import support
 from tests.support import Service, need_binary
 from tests.support.markers import mark_by_needs
 
+HERE = Path(__file__).resolve()
+
 
 class FakeItem:
     """Just what mark_by_needs reads and writes on a collected test."""
 
-    def __init__(self, *fixtures: str, marks: tuple[str, ...] = ()) -> None:
+    def __init__(self, *fixtures: str, marks: tuple[str, ...] = (), path: Path = HERE) -> None:
         self.fixturenames = list(fixtures)
+        self.path = path
         self.marks = set(marks)
 
     def get_closest_marker(self, name: str) -> str | None:
@@ -56,3 +61,9 @@ def test_a_unit_test_starting_a_peer_fails_before_it_starts(tmp_path) -> None:
     with pytest.raises(pytest.fail.Exception, match="needs the peer sleeper: mark it e2e"):
         Service("sleeper", ["sleep", "60"], tmp_path)
     assert not (tmp_path / "sleeper.log").exists()
+
+
+def test_a_test_under_tests_e2e_is_end_to_end_without_fixtures_or_marks() -> None:
+    item = FakeItem(path=HERE.parents[1] / "e2e" / "test_anything.py")
+    mark_by_needs([item])
+    assert item.marks == {"e2e"}

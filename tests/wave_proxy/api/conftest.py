@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 
 from tests.support.images import Shapes
 from tests.support.registry import Registry
+from wave_proxy.app.factory import create_app
 from wave_proxy.config import Settings
-from wave_proxy.server.app import create_app
 from wave_proxy.upstream.client import RetryPolicy
 
 

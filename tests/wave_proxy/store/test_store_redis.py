@@ -8,8 +8,8 @@ import pytest
 
 from tests.support import free_port
 from tests.support.redis import Redis
-from wave_proxy.store.metadata import StoredDocument
-from wave_proxy.store.redis import RedisMetadataStore, StoreUnavailable
+from wave_proxy.store.metadata import StoredDocument, StoreUnavailable
+from wave_proxy.store.redis import RedisMetadataStore
 
 
 @pytest.fixture
