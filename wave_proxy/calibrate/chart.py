@@ -23,6 +23,7 @@ from wave_proxy.calibrate.trace import CACHED, Run
 
 COLOURS = {"S3 staging": "#d9822b", "Fusion": "#2b7bb9"}
 LANE_INCHES = 0.16
+SVG_METADATA = ("Creator", "Date", "Format", "Type")
 
 
 def timeline_svg(comparison: Comparison) -> str:
@@ -54,7 +55,8 @@ def timeline_svg(comparison: Comparison) -> str:
         )  # fmt: skip
         figure.tight_layout(rect=(0, 0, 1, 0.97))
         buffer = io.StringIO()
-        figure.savefig(buffer, format="svg")
+        # No metadata block: its RDF namespaces and creator link are URLs a reader may not expect.
+        figure.savefig(buffer, format="svg", metadata=dict.fromkeys(SVG_METADATA))
     finally:
         pyplot.close(figure)
     svg = buffer.getvalue()
