@@ -24,6 +24,7 @@ from pathlib import Path
 from bench.report import Comparison
 from tests.fusion_layer.images import debian_root, directory_layer
 from tests.support import REPO
+from tests.support.browser import screenshot
 from tests.support.dockerd import Dockerd, dockerd_running
 from tests.support.fusion_layers import FusionBuild, build_once
 from tests.support.images import PATH_ENV, ImageSpec, Layer, Pusher, tar_layer
@@ -306,9 +307,10 @@ def run(repeat: int, scale: Scale | None = None) -> list[Comparison]:
         print(done.fusion_summary, flush=True)
         if done.compared.returncode:
             raise SystemExit("bench pipeline: wavectl calibrate compare failed")
-        out = REPO / "bench" / "calibration.html"
-        out.write_text(done.report.read_text())
-        print(f"bench.pipeline: report kept in {out}", flush=True)
+        page = REPO / "bench" / "calibration.html"
+        page.write_text(done.report.read_text())
+        screenshot(page, page.with_suffix(".png"))
+        print(f"bench.pipeline: report kept in {page} and {page.with_suffix('.png')}", flush=True)
         s3, fusion = (
             parse_trace(p.read_text(), p.name) for p in (done.s3_trace, done.fusion_trace)
         )

@@ -4,7 +4,6 @@ rendered by headless Chromium with every network name unresolvable."""
 from __future__ import annotations
 
 import re
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.calibrate.traces import FUSION_RUN, S3_RUN, Row, trace
-from tests.support import need_binary
+from tests.support.browser import screenshot
 from wave_proxy.calibrate.chart import COLOURS
 from wave_proxy.calibrate.compare import compare
 from wave_proxy.calibrate.report import html_report
@@ -104,23 +103,7 @@ def test_the_page_references_no_other_resource(page):
 
 
 def test_chromium_renders_the_chart_with_no_network(page, tmp_path):
-    shot = tmp_path / "shot.png"
-    subprocess.run(
-        [
-            need_binary("chromium"),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--host-resolver-rules=MAP * ~NOTFOUND",  # any lookup fails: nothing may load
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1200,1400",
-            f"--screenshot={shot}",
-            page.as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    shot = screenshot(page, tmp_path / "shot.png")
     colours = {colour for _, colour in Image.open(shot).convert("RGB").getcolors(1 << 20)}
     for hex_colour in COLOURS.values():  # the solid bars of both runs are on screen
         assert tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)) in colours
