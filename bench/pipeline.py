@@ -233,7 +233,7 @@ class Calibration:
     report: Path
     compared: subprocess.CompletedProcess[str]  # `wavectl calibrate compare`'s run
     results: dict[str, bytes]  # each run's summary.tsv
-    fusion_summary: str  # what the Fusion tasks' .fusion.log summary lines add up to
+    bytes_moved: str  # staged in by the S3 run; fetched and served by Fusion (.fusion.log)
 
 
 def calibrate(workdir: Path, build: FusionBuild, scale: Scale) -> Calibration:
@@ -262,7 +262,7 @@ def calibrate(workdir: Path, build: FusionBuild, scale: Scale) -> Calibration:
         for mode, pipeline in runs.items():
             key = work_key(mode, pipeline.rows[-1].task, "summary.tsv")
             results[mode] = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-        summary = fusion_summary(server, runs["fusion"])
+        moved = bytes_moved(server, runs)
     finally:
         if server.service:
             server.service.stop()
@@ -272,26 +272,27 @@ def calibrate(workdir: Path, build: FusionBuild, scale: Scale) -> Calibration:
          "--html", str(report), "--price-per-hour", str(PRICE_PER_HOUR)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    return Calibration(traces["s3"], traces["fusion"], report, compared, results, summary)
+    return Calibration(traces["s3"], traces["fusion"], report, compared, results, moved)
 
 
-def fusion_summary(server: S3Server, run: PipelineRun) -> str:
-    """Bytes the Fusion tasks fetched from S3 against those their commands read, from each
-    task's .fusion.log; and what the S3 run staged in, for comparison."""
+def bytes_moved(server: S3Server, runs: dict[str, PipelineRun]) -> str:
+    """What the S3 run staged in, against what the Fusion tasks fetched from S3 and served to
+    their commands (the summary line of each task's .fusion.log)."""
     s3 = server.boto3_client()
-    fetched = served = staged = 0
-    for row in run.rows:
+    staged = sum(
+        s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"]
+        for row in runs["s3"].rows
+        for key in row.task.inputs.values()
+    )
+    fetched = served = 0
+    for row in runs["fusion"].rows:
         log = s3.get_object(Bucket=BUCKET, Key=work_key("fusion", row.task, ".fusion.log"))
         for match in SUMMARY.finditer(log["Body"].read().decode()):
             fetched += round(float(match[1]) * UNITS[match[2]])
             served += round(float(match[3]) * UNITS[match[4]])
-        for key in row.task.inputs.values():
-            staged += s3.head_object(Bucket=BUCKET, Key=key.replace("fusion/", "s3/", 1))[
-                "ContentLength"
-            ]
     return (
-        f"Fusion tasks fetched {fetched / 2**20:.1f} MiB from S3 and served "
-        f"{served / 2**20:.1f} MiB to their commands; the S3 run staged in {staged / 2**20:.1f} MiB"
+        f"The S3 run staged in {staged / 2**20:.1f} MiB; the Fusion tasks fetched "
+        f"{fetched / 2**20:.1f} MiB from S3 and served {served / 2**20:.1f} MiB to their commands"
     )
 
 
@@ -304,7 +305,7 @@ def run(repeat: int, scale: Scale | None = None) -> list[Comparison]:
         print("bench.pipeline: providing the Fusion layers ...", flush=True)
         done = calibrate(workdir / "run", build_once(workdir / "client"), scale)
         print(done.compared.stdout + done.compared.stderr, flush=True)
-        print(done.fusion_summary, flush=True)
+        print(done.bytes_moved, flush=True)
         if done.compared.returncode:
             raise SystemExit("bench pipeline: wavectl calibrate compare failed")
         page = REPO / "bench" / "calibration.html"

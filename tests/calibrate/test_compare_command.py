@@ -130,3 +130,9 @@ def test_a_negative_price_is_refused(tmp_path, capsys):
         compare(tmp_path, trace(S3_RUN), trace(FUSION_RUN), "--price-per-hour", "-1")
     assert exit_info.value.code == 2
     assert "not a price: '-1'" in capsys.readouterr().err
+
+
+def test_a_report_that_cannot_be_written_is_one_line_and_status_2(tmp_path, capsys):
+    page = tmp_path / "missing-dir" / "report.html"
+    assert compare(tmp_path, trace(S3_RUN), trace(FUSION_RUN), "--html", str(page)) == 2
+    assert capsys.readouterr().err == f"wavectl: error: {page}: No such file or directory\n"
