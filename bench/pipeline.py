@@ -236,8 +236,9 @@ class Calibration:
     bytes_moved: str  # staged in by the S3 run; fetched and served by Fusion (.fusion.log)
 
 
-def calibrate(workdir: Path, build: FusionBuild, scale: Scale) -> Calibration:
-    """Run the pipeline both ways; the traces, the report and the compare command's output."""
+def calibrate(workdir: Path, build: FusionBuild, scale: Scale, out: Path) -> Calibration:
+    """Run the pipeline both ways; the traces and the report (in `out`), and the compare
+    command's output."""
     for directory in ("s3", "s3data", "image"):
         (workdir / directory).mkdir(parents=True)
     server = start_s3rver(workdir / "s3", workdir / "s3data")
@@ -256,7 +257,8 @@ def calibrate(workdir: Path, build: FusionBuild, scale: Scale) -> Calibration:
                 for mode, pipeline in runs.items():
                     print(f"bench.pipeline: the {mode} run", flush=True)
                     pipeline.run(scale)
-        traces = {mode: runs[mode].write_trace(workdir / f"trace-{mode}.txt") for mode in runs}
+        out.mkdir(parents=True, exist_ok=True)
+        traces = {mode: runs[mode].write_trace(out / f"trace-{mode}.txt") for mode in runs}
         s3 = server.boto3_client()
         results = {}
         for mode, pipeline in runs.items():
@@ -266,11 +268,11 @@ def calibrate(workdir: Path, build: FusionBuild, scale: Scale) -> Calibration:
     finally:
         if server.service:
             server.service.stop()
-    report = workdir / "calibration.html"
-    compared = subprocess.run(
-        [str(WAVECTL), "calibrate", "compare", str(traces["s3"]), str(traces["fusion"]),
-         "--html", str(report), "--price-per-hour", str(PRICE_PER_HOUR)],
-        capture_output=True, text=True, check=False,
+    report = out / "report.html"
+    compared = subprocess.run(  # in `out`, so the report names the traces as a user would
+        [str(WAVECTL), "calibrate", "compare", traces["s3"].name, traces["fusion"].name,
+         "--html", report.name, "--price-per-hour", str(PRICE_PER_HOUR)],
+        capture_output=True, text=True, check=False, cwd=out,
     )  # fmt: skip
     return Calibration(traces["s3"], traces["fusion"], report, compared, results, moved)
 
@@ -303,18 +305,15 @@ def run(repeat: int, scale: Scale | None = None) -> list[Comparison]:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-", dir="/var/tmp") as tmp:
         workdir = Path(tmp)
         print("bench.pipeline: providing the Fusion layers ...", flush=True)
-        done = calibrate(workdir / "run", build_once(workdir / "client"), scale)
+        kept = REPO / "bench" / "calibration"
+        done = calibrate(workdir / "run", build_once(workdir / "client"), scale, kept)
         print(done.compared.stdout + done.compared.stderr, flush=True)
         print(done.bytes_moved, flush=True)
         if done.compared.returncode:
             raise SystemExit("bench pipeline: wavectl calibrate compare failed")
-        page = REPO / "bench" / "calibration.html"
-        page.write_text(done.report.read_text())
-        screenshot(page, page.with_suffix(".png"))
-        print(f"bench.pipeline: report kept in {page} and {page.with_suffix('.png')}", flush=True)
-        s3, fusion = (
-            parse_trace(p.read_text(), p.name) for p in (done.s3_trace, done.fusion_trace)
-        )
+        screenshot(done.report, done.report.with_suffix(".png"))
+        print(f"bench.pipeline: traces, report.html and report.png kept in {kept}", flush=True)
+    s3, fusion = (parse_trace(p.read_text(), p.name) for p in (done.s3_trace, done.fusion_trace))
     totals = compare(s3, fusion).totals
     return [
         Comparison(

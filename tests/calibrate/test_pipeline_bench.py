@@ -21,7 +21,8 @@ SMALL = Scale(regions=16, region_kib=256, chunks=3, regions_per_chunk=2, paralle
 
 @pytest.fixture(scope="module")
 def calibration(tmp_path_factory: pytest.TempPathFactory, fusion_build: FusionBuild):
-    return calibrate(tmp_path_factory.mktemp("calibration"), fusion_build, SMALL)
+    workdir = tmp_path_factory.mktemp("calibration")
+    return calibrate(workdir / "run", fusion_build, SMALL, workdir / "out")
 
 
 def read(path: Path) -> Run:

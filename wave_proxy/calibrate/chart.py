@@ -41,15 +41,17 @@ def timeline_svg(comparison: Comparison) -> str:
         for axis, (label, run) in zip(axes, runs.items(), strict=True):
             _draw_run(axis, label, run, lanes[label])
         axes[-1].set_xlabel("seconds since the run's first task was submitted")
+        legend = [
+            Patch(facecolor="#bbbbbb", hatch="///", edgecolor="#666666",
+                  label="duration - realtime: waiting, pull, staging"),
+            Patch(facecolor="#555555", label="realtime: the command"),
+        ]  # fmt: skip
+        if comparison.s3.failed or comparison.fusion.failed:
+            legend.append(Patch(facecolor="white", edgecolor="#c0392b", label="failed task"))
         figure.legend(
-            handles=[
-                Patch(facecolor="#bbbbbb", hatch="///", edgecolor="#666666",
-                      label="duration - realtime: waiting, pull, staging"),
-                Patch(facecolor="#555555", label="realtime: the command"),
-                Patch(facecolor="white", edgecolor="#c0392b", label="failed task"),
-            ],
+            handles=legend,
             loc="upper center",
-            ncol=3,
+            ncol=len(legend),
             frameon=False,
             fontsize=8,
         )  # fmt: skip

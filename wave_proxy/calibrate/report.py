@@ -6,11 +6,26 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from wave_proxy.calibrate.chart import timeline_svg
 from wave_proxy.calibrate.compare import Apart, Comparison, Stats, change
 
-Table = tuple[list[str], list[list[str]]]
+
+@dataclass(frozen=True)
+class Table:
+    """Rows under a header; `groups` (label, columns spanned) head the header in the page."""
+
+    header: list[str]
+    rows: list[list[str]]
+    groups: list[tuple[str, int]] = field(default_factory=list)
+
+    def flat_header(self) -> list[str]:
+        """One label a column: its group's and its own (`tasks S3`)."""
+        if not self.groups:
+            return self.header
+        over = [group for group, span in self.groups for _ in range(span)]
+        return [f"{group} {own}".strip() for group, own in zip(over, self.header, strict=True)]
 
 
 def duration(seconds: float | None) -> str:
@@ -50,10 +65,9 @@ def _pair(get: Callable[[Stats], float | None], s3: Stats, fusion: Stats) -> lis
 
 
 def process_table(comparison: Comparison) -> Table:
-    header = ["process", "tasks S3", "tasks Fusion"]
-    for what in ("median duration", "total duration", "median realtime", "total realtime"):
-        header += [f"{what} S3", f"{what} Fusion", "change"]
-    header += ["rchar S3", "rchar Fusion"]
+    measures = ("median duration", "total duration", "median realtime", "total realtime")
+    groups = [("process", 1), ("tasks", 2), *((what, 3) for what in measures), ("rchar", 2)]
+    header = ["", "S3", "Fusion", *(["S3", "Fusion", "change"] * len(measures)), "S3", "Fusion"]
     rows = []
     for row in comparison.processes:
         s3, fusion = row.s3, row.fusion
@@ -64,7 +78,7 @@ def process_table(comparison: Comparison) -> Table:
         cells += _pair(lambda s: s.total_realtime, s3, fusion)
         cells += [size(s3.rchar), size(fusion.rchar)]
         rows.append(cells)
-    return header, rows
+    return Table(header, rows, groups)
 
 
 def totals_table(comparison: Comparison) -> Table:
@@ -92,7 +106,7 @@ def totals_table(comparison: Comparison) -> Table:
                 f"{money(fusion_cost - s3_cost)} ({percent(change(s3_cost, fusion_cost))})",
             ]
         )
-    return ["total", "S3", "Fusion", "change"], rows
+    return Table(["total", "S3", "Fusion", "change"], rows)
 
 
 def apart_lines(comparison: Comparison) -> list[str]:
@@ -114,7 +128,7 @@ def _kinds(left: Apart) -> list[tuple[str, tuple[str, ...]]]:
 
 
 def markdown(table: Table) -> str:
-    header, rows = table
+    header, rows = table.flat_header(), table.rows
     lines = [
         f"| {' | '.join(header)} |",
         f"| {' | '.join(['---'] + ['---:'] * (len(header) - 1))} |",
@@ -140,21 +154,33 @@ body { font-family: sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
-th { background: #f2f2f2; }
+th { background: #f2f2f2; text-align: center; }
 figure { margin: 1em 0; }
 svg { max-width: 100%; height: auto; }
 """
 
 
 def _html_table(table: Table, caption: str) -> str:
-    header, rows = table
-    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
+    if table.groups:  # two header rows; a group of one unlabelled column spans both
+        top, below, column = "", "", 0
+        for group, span in table.groups:
+            own = table.header[column : column + span]
+            if span == 1 and not own[0]:
+                top += f'<th rowspan="2">{html.escape(group)}</th>'
+            else:
+                top += f'<th colspan="{span}">{html.escape(group)}</th>'
+                below += "".join(f"<th>{html.escape(label)}</th>" for label in own)
+            column += span
+        head = f"<tr>{top}</tr><tr>{below}</tr>"
+    else:
+        head = "<tr>" + "".join(f"<th>{html.escape(cell)}</th>" for cell in table.header) + "</tr>"
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+        for row in table.rows
     )
     return (
         f"<table><caption>{html.escape(caption)}</caption>"
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"<thead>{head}</thead><tbody>{body}</tbody></table>"
     )
 
 
