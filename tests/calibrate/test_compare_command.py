@@ -113,16 +113,19 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, s3, fusion, messag
     assert err.startswith("wavectl: error: ") and message in err
 
 
-def test_a_binary_or_missing_file_is_one_line_and_status_2(tmp_path, capsys):
+def test_a_binary_file_is_one_line_and_status_2(tmp_path, capsys):
     binary = tmp_path / "s3.bin"
     binary.write_bytes(b"\x00\xff\xfe" * 100)
-    assert main(["calibrate", "compare", str(binary), str(tmp_path / "nope.txt")]) == 2
+    fusion = write(tmp_path, "fusion.txt", trace(FUSION_RUN))
+    assert main(["calibrate", "compare", str(binary), fusion]) == 2
+    assert capsys.readouterr().err == f"wavectl: error: {binary}: not a Nextflow trace (not text)\n"
+
+
+def test_a_missing_file_is_one_line_and_status_2(tmp_path, capsys):
+    s3 = write(tmp_path, "s3.txt", trace(S3_RUN))
+    assert main(["calibrate", "compare", s3, str(tmp_path / "nope.txt")]) == 2
     err = capsys.readouterr().err
-    assert err == f"wavectl: error: {binary}: not a Nextflow trace (not text)\n"
-    binary.unlink()
-    write(tmp_path, "s3.bin", trace(S3_RUN))
-    assert main(["calibrate", "compare", str(binary), str(tmp_path / "nope.txt")]) == 2
-    assert "nope.txt: No such file or directory" in capsys.readouterr().err
+    assert err == f"wavectl: error: {tmp_path / 'nope.txt'}: No such file or directory\n"
 
 
 def test_a_negative_price_is_refused(tmp_path, capsys):

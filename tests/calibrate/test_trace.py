@@ -62,3 +62,9 @@ def test_a_dash_is_a_missing_value():
     text = trace([Row("MERGE", 0, 3, 1)]).replace("1 KB", "-")
     (task,) = parse_trace(text, "t").tasks
     assert task.wchar is None
+
+
+def test_a_completed_task_without_realtime_is_refused():
+    text = trace([Row("MERGE", 0, 3, 1)]).replace("\t1s\t", "\t-\t")
+    with pytest.raises(TraceError, match="line 2: completed task 'MERGE' without duration"):
+        parse_trace(text, "t")

@@ -117,6 +117,8 @@ def _task(row: dict[str, str | None]) -> Task:
     if not name or not status:
         raise ValueError("a task without name or status")
     duration, realtime = seconds(row["duration"]), seconds(row["realtime"])
+    if status.upper() == COMPLETED and (duration is None or realtime is None):
+        raise ValueError(f"completed task {name!r} without duration or realtime")
     return Task(
         name=name,
         process=row.get("process") or name.split(" (", 1)[0],
