@@ -46,11 +46,14 @@ def percent(value: float | None) -> str:
 def size(value: int | None) -> str:
     if value is None:
         return "n/a"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024  # type: ignore[assignment]
-    raise AssertionError("unreachable")
+    if value < 1024:
+        return f"{value} B"
+    scaled, unit = value / 1024, "KiB"
+    for larger in ("MiB", "GiB", "TiB"):
+        if scaled < 1024:
+            break
+        scaled, unit = scaled / 1024, larger
+    return f"{scaled:.1f} {unit}"
 
 
 def money(value: float | None) -> str:
