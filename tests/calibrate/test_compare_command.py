@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,10 @@ def test_a_report_that_cannot_be_written_is_one_line_and_status_2(tmp_path, caps
     page = tmp_path / "missing-dir" / "report.html"
     assert compare(tmp_path, trace(S3_RUN), trace(FUSION_RUN), "--html", str(page)) == 2
     assert capsys.readouterr().err == f"wavectl: error: {page}: No such file or directory\n"
+
+
+def test_other_wavectl_commands_do_not_load_matplotlib():
+    """It takes seconds to import: only `--html` may pay for it."""
+    check = "import sys; from wave_proxy.cli import build_parser; build_parser(); "
+    check += "sys.exit('matplotlib' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", check], check=False).returncode == 0

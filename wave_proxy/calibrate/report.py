@@ -8,7 +8,6 @@ import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from wave_proxy.calibrate.chart import timeline_svg
 from wave_proxy.calibrate.compare import Apart, Comparison, Stats, change
 
 
@@ -188,6 +187,10 @@ def _html_table(table: Table, caption: str) -> str:
 
 
 def html_report(comparison: Comparison) -> str:
+    # Imported here: matplotlib takes a second or more to load, which every other wavectl
+    # command (they all build the parser that imports this module) would pay for nothing.
+    from wave_proxy.calibrate.chart import timeline_svg
+
     left = "".join(f"<li>{html.escape(line)}</li>" for line in apart_lines(comparison))
     return f"""<!DOCTYPE html>
 <html lang="en">
