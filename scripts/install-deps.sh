@@ -15,6 +15,7 @@ test_pkgs=(
   busybox-static apache2-utils patchelf nodejs npm
   wrk hyperfine qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   gcc libc6-dev musl-tools
+  chromium  # renders the pages we generate (the calibration report)
 )
 
 want=("${run_pkgs[@]}")
