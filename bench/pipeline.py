@@ -12,6 +12,8 @@ pays the pull. A calibration is one run of each kind, S3 first.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import itertools
 import json
 import re
 import subprocess
@@ -130,19 +132,20 @@ def boto3_layer() -> Layer:
     target = "usr/local/lib/python3.11/dist-packages"
     files: dict[str, bytes] = {}
     for name in BOTO3_PACKAGES:
-        module = __import__(name)
-        path = Path(module.__file__)
-        root, paths = (path.parent.parent, path.parent.rglob("*")) if path.name == "__init__.py" \
-            else (path.parent, [path])  # fmt: skip
-        for file in paths:
+        path = Path(importlib.import_module(name).__file__ or "")
+        package = path.name == "__init__.py"
+        root = path.parent.parent if package else path.parent
+        for file in path.parent.rglob("*") if package else [path]:
             relative = file.relative_to(root).as_posix()
-            skipped = "__pycache__" in relative or (
-                relative.startswith("botocore/data/") and relative.count("/") > 2
-                and not relative.startswith("botocore/data/s3/")
-            )  # fmt: skip
-            if file.is_file() and not skipped:
+            if file.is_file() and "__pycache__" not in relative and _wanted_model(relative):
                 files[f"{target}/{relative}"] = file.read_bytes()
     return tar_layer(files, compresslevel=1)
+
+
+def _wanted_model(relative: str) -> bool:
+    """botocore's service models: S3's only (the others weigh tens of MB)."""
+    parts = relative.split("/")
+    return parts[:2] != ["botocore", "data"] or len(parts) == 3 or parts[2] == "s3"
 
 
 def push_image(pusher: Pusher, work: Path) -> None:
@@ -168,10 +171,10 @@ class Row:
     measured: dict  # pipeline_task.py's TRACE line
 
     def values(self) -> list[str]:
-        m = self.measured
+        m = self.measured  # of a completed task: a failed one stops the run (task() raises)
         return [
             str(self.task_id), self.task.hash, f"calibration-{self.task_id}", self.task.name,
-            "COMPLETED" if m["exit"] == 0 else "FAILED", str(m["exit"]),
+            "COMPLETED", str(m["exit"]),
             str(round(self.submit * 1000)), str(round((self.complete - self.submit) * 1000)),
             str(m["realtime"]), str(m["cpu"]), str(m["peak_rss"]), "-", str(m["rchar"]),
             str(m["wchar"]),
@@ -211,7 +214,7 @@ class PipelineRun:
         return row
 
     def run(self, scale: Scale) -> None:
-        task_ids = iter(range(1, 1 << 20))
+        task_ids = itertools.count(1)
         with ThreadPoolExecutor(scale.parallel) as pool:
             for stage in stages(scale, self.mode):
                 numbered = [(task, next(task_ids)) for task in stage]
