@@ -16,6 +16,7 @@ test_pkgs=(
   wrk hyperfine fio qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   gcc libc6-dev musl-tools
   debootstrap systemd
+  chromium  # renders the pages we generate (the calibration report)
 )
 
 want=("${run_pkgs[@]}")

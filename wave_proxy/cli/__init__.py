@@ -24,12 +24,12 @@ class CliError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     # Imported here: subcommand modules import CliError from this package.
-    from wave_proxy.cli import augment, layer, serve, token
+    from wave_proxy.cli import augment, calibrate, layer, serve, token
 
     parser = argparse.ArgumentParser(prog="wavectl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"wavectl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, layer, augment, token):
+    for module in (serve, layer, augment, token, calibrate):
         module.register(sub)
     return parser
 

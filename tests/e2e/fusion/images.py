@@ -60,10 +60,10 @@ def seed_images(registry: Registry, arch: Arch, work: Path) -> FusionImages:
     pusher.image("fusion/nocommand", "1", ImageSpec((busybox_layer(),), {"Env": [PATH_ENV]}))
     scratch = ImageSpec((tar_layer({"copy": _static_copy(work)}),), {"Entrypoint": ["/copy"]})
     pusher.image("fusion/scratch", "1", scratch)
-    base = _directory_layer(_debian_root(arch, work / "debian"))
+    base = directory_layer(debian_root(arch, work / "debian"))
     pusher.image("fusion/debian", "12", ImageSpec((base,), {"Env": [PATH_ENV], "Cmd": ["bash"]}))
     python = ImageSpec(
-        (base, _directory_layer(_python_root(arch, work / "python"))),
+        (base, directory_layer(_python_root(arch, work / "python"))),
         {
             "Env": [
                 f"PATH={PYTHON_HOME}/bin:{PATH_ENV.removeprefix('PATH=')}",
@@ -91,7 +91,7 @@ def _static_copy(work: Path) -> bytes:
     return target.read_bytes()
 
 
-def _debian_root(arch: Arch, root: Path) -> Path:
+def debian_root(arch: Arch, root: Path) -> Path:
     pins = lockfile.load(REPO / "layers/debian.lock.json").for_arch(arch)
     wanted = [p for p in pins if p.package != "ca-certificates"]
     debs.unpack([*debs.fetch(wanted, DEB_CACHE), *_downloaded(USERLAND)], root)
@@ -125,7 +125,7 @@ def _downloaded(packages: tuple[str, ...]) -> list[Path]:
     return [next(IMAGE_DEBS.glob(f"{p}_*.deb")) for p in packages]
 
 
-def _directory_layer(root: Path) -> Layer:
+def directory_layer(root: Path) -> Layer:
     files: dict[str, bytes | Symlink] = {}
     for directory, _, names in os.walk(root):
         for name in names:
