@@ -30,8 +30,9 @@ from fusion_client.log import get_logger
 log = get_logger("cache")
 
 Fetch = Callable[[str, str, int, memoryview, str], int]
-"""fetch(bucket, key, offset, buffer, etag): fill buffer from the object at offset, sending
-If-Match: etag, and return the number of bytes read (short only at the end of the object)."""
+"""fetch(location, key, offset, buffer, etag): fill buffer from the object at offset, pinned to
+version `etag`, and return the number of bytes read (short only at the end of the object).
+`location` is the scheme and bucket (`gs://b`) the file system names the object's store by."""
 
 EMPTY, FETCHING, READY = 0, 1, 2
 MAX_IDLE_OBJECTS = 512
@@ -45,7 +46,7 @@ class _NoSpace(Exception):
 
 @dataclass(slots=True)
 class CacheStats:
-    bytes_fetched: int = 0  # from S3 into the cache or a bounce buffer
+    bytes_fetched: int = 0  # from the store into the cache or a bounce buffer
     chunk_hits: int = 0
     chunk_misses: int = 0
     uncached_reads: int = 0
@@ -281,7 +282,7 @@ class ChunkCache:
         buffer = memoryview(bytearray(end - offset))
         got = self._fetch(obj.bucket, obj.key, offset, buffer, obj.etag)
         if got != end - offset:
-            raise OSError(errno.EIO, f"s3://{obj.bucket}/{obj.key} is shorter than listed")
+            raise OSError(errno.EIO, f"{obj.bucket}/{obj.key} is shorter than listed")
         with self._lock:
             self.stats.bytes_fetched += got
             self.stats.uncached_reads += 1
@@ -312,7 +313,7 @@ class ChunkCache:
             except _NoSpace:
                 pass
             except Exception as exc:  # a reader that needs these chunks fetches them itself
-                log.debug("prefetch of s3://%s/%s failed: %s", obj.bucket, obj.key, exc)
+                log.debug("prefetch of %s/%s failed: %s", obj.bucket, obj.key, exc)
 
     def _fetch_run(self, obj: CachedObject, first: int, last: int) -> None:
         """GET chunks [first, last) (already FETCHING and reserved) into the mapping."""
@@ -325,7 +326,7 @@ class ChunkCache:
             with memoryview(obj.mm)[offset:end] as view:
                 got = self._fetch(obj.bucket, obj.key, offset, view, obj.etag)
             if got != end - offset:
-                raise OSError(errno.EIO, f"s3://{obj.bucket}/{obj.key} is shorter than listed")
+                raise OSError(errno.EIO, f"{obj.bucket}/{obj.key} is shorter than listed")
             ok = True
         finally:
             with self._lock:
@@ -426,7 +427,7 @@ class ChunkCache:
             if not space.punch_hole(obj.fd, offset, length):
                 log.warning("cache file system cannot punch holes; eviction frees no disk")
         except OSError as exc:
-            log.warning("cannot free cache space of s3://%s/%s: %s", obj.bucket, obj.key, exc)
+            log.warning("cannot free cache space of %s/%s: %s", obj.bucket, obj.key, exc)
 
     def _trim_idle(self) -> None:
         """Bound the number of mapped files of objects nobody has open."""

@@ -1,5 +1,5 @@
-"""One running mount: S3 client, chunk cache, uploader, file system and FUSE session wired up,
-and torn down in the order that never loses a written byte (uploads before unmount)."""
+"""One running mount: the object stores, chunk cache, uploaders, file system and FUSE session
+wired up, and torn down in the order that never loses a written byte (uploads before unmount)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fusion_client.cache import ChunkCache
-from fusion_client.fs.filesystem import S3FileSystem
+from fusion_client.fs.filesystem import FusionFileSystem, cache_fetch
 from fusion_client.fuse import FuseSession, MountError, MountOptions, mount
 from fusion_client.log import get_logger, setup_logging
-from fusion_client.s3 import S3Client, S3Error
 from fusion_client.settings import Settings
+from fusion_client.store import ObjectStore
+from fusion_client.store.configure import StoreNotConfigured, stores_from_env
 from fusion_client.upload import Uploader
 
 log = get_logger()
@@ -33,10 +34,10 @@ class MountUnavailable(Exception):
 class MountedFileSystem:
     settings: Settings
     workdir: str  # our own directory under FUSION_CACHE_LOCATION
-    s3: S3Client
+    stores: dict[str, ObjectStore]  # by scheme: s3, gs, az
     cache: ChunkCache
-    uploader: Uploader
-    fs: S3FileSystem
+    uploaders: dict[str, Uploader]
+    fs: FusionFileSystem
     session: FuseSession
     log_target: str | None = None  # a log file inside the mount, written there at exit
 
@@ -70,41 +71,50 @@ class MountedFileSystem:
         cls, settings: Settings, workdir: str, environ: Mapping[str, str]
     ) -> MountedFileSystem:
         try:
-            s3 = S3Client.from_env(environ)
-        except (S3Error, ValueError) as exc:
-            raise MountUnavailable(f"S3 is not configured: {exc}") from None
+            stores = stores_from_env(environ)
+        except StoreNotConfigured as exc:
+            raise MountUnavailable(str(exc)) from None
         capacity = settings.cache_size or int(
             shutil.disk_usage(workdir).free * CACHE_SHARE_OF_FREE_SPACE
         )
         cache = ChunkCache(
             os.path.join(workdir, "objects"),
-            fetch=lambda bucket, key, offset, buf, etag: s3.get_range_into(
-                bucket, key, offset, buf, if_match=etag or None
-            ),
+            fetch=cache_fetch(stores),
             capacity=capacity,
             chunk_size=settings.chunk_size,
             fetch_size=settings.fetch_size,
             prefetch_max_chunks=settings.prefetch_max_chunks,
             workers=settings.fetch_threads,
         )
-        uploader = Uploader(
-            s3, part_size=settings.upload_part_size, workers=settings.upload_threads
-        )
-        fs = S3FileSystem(s3, cache, uploader, settings, os.path.join(workdir, "staging"))
+        uploaders = {
+            scheme: Uploader(
+                store, part_size=settings.upload_part_size, workers=settings.upload_threads
+            )
+            for scheme, store in stores.items()
+        }
+        fs = FusionFileSystem(stores, cache, uploaders, settings, os.path.join(workdir, "staging"))
         try:
             os.makedirs(settings.mount, exist_ok=True)
             session = mount(fs, settings.mount, MountOptions())
             session.start(threads=settings.fuse_threads)
         except (MountError, OSError) as exc:
             cache.shutdown()
-            uploader.shutdown()
-            s3.close()
+            for uploader in uploaders.values():
+                uploader.shutdown()
+            for store in stores.values():
+                store.close()
             # MountError already names the mountpoint; an OSError (makedirs) does not.
             if isinstance(exc, MountError):
                 raise MountUnavailable(str(exc)) from None
             raise MountUnavailable(f"cannot mount {settings.mount}: {exc}") from None
-        log.debug("mounted S3 at %s (cache %d MiB in %s)", settings.mount, capacity >> 20, workdir)
-        return cls(settings, workdir, s3, cache, uploader, fs, session)
+        log.debug(
+            "mounted %s at %s (cache %d MiB in %s)",
+            ", ".join(stores),
+            settings.mount,
+            capacity >> 20,
+            workdir,
+        )
+        return cls(settings, workdir, stores, cache, uploaders, fs, session)
 
     def wait_for_signal_or_unmount(self, signals: set[int]) -> None:
         """Block until one of `signals` (blocked by the caller) arrives or someone unmounts."""
@@ -121,23 +131,25 @@ class MountedFileSystem:
     def close(self) -> list[str]:
         """Make every written file durable, unmount, clean up; return the files not saved."""
         self.fs.drain()
-        failures = self.uploader.wait_all()
+        failures = [f for uploader in self.uploaders.values() for f in uploader.wait_all()]
         final = self.fs.upload_outcomes
         lost = {
-            (failure.bucket, failure.key): failure.cause
+            failure.url: failure.cause
             for failure in failures
-            if final.get((failure.bucket, failure.key), failure.cause) is not None
+            if final.get(failure.url, failure.cause) is not None
         }
         lost.update(self.fs.lost_files())
         log.info("%s", self.summary(len(lost)))
         self._publish_log()
         self._unmount()
         self.fs.destroy()
-        self.uploader.shutdown()
+        for uploader in self.uploaders.values():
+            uploader.shutdown()
         self.cache.shutdown()
-        self.s3.close()
+        for store in self.stores.values():
+            store.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
-        return [f"s3://{bucket}/{key}: {cause}" for (bucket, key), cause in sorted(lost.items())]
+        return [f"{url}: {cause}" for url, cause in sorted(lost.items())]
 
     def _publish_log(self) -> None:
         if self.log_target is None:
@@ -160,14 +172,18 @@ class MountedFileSystem:
                 log.warning("could not unmount %s: %s", self.settings.mount, again)
 
     def summary(self, lost: int) -> str:
-        cache, fs, uploads, s3 = self.cache.stats, self.fs.stats, self.uploader.stats, self.s3.stats
+        cache, fs = self.cache.stats, self.fs.stats
+        uploads = [uploader.stats for uploader in self.uploaders.values()]
+        requests = sum(store.stats.requests for store in self.stores.values())
+        retries = sum(store.stats.retries for store in self.stores.values())
         chunks = cache.chunk_hits + cache.chunk_misses
         hit_rate = f"{100 * cache.chunk_hits / chunks:.0f}%" if chunks else "n/a"
         return (
             f"summary: fetched {_size(cache.bytes_fetched)}, served {_size(fs.bytes_served)}, "
             f"cache hits {hit_rate} of {chunks} chunks; "
-            f"uploads {uploads.objects} objects {_size(uploads.bytes_uploaded)}, "
-            f"{lost} failed; {s3.requests} S3 requests, {s3.retries} retried"
+            f"uploads {sum(u.objects for u in uploads)} objects "
+            f"{_size(sum(u.bytes_uploaded for u in uploads))}, "
+            f"{lost} failed; {requests} requests to {', '.join(self.stores)}, {retries} retried"
         )
 
 

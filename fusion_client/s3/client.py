@@ -20,17 +20,27 @@ import base64
 import contextlib
 import hashlib
 import http.client
-import logging
 import os
 import re
 import ssl
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote
+
+from fusion_client.log import get_logger
+from fusion_client.store.model import (
+    Body,
+    FileRange,
+    ListPage,
+    ObjectInfo,
+    StoreStats,
+    http_date_ns,
+    strip_etag,
+)
+from fusion_client.store.pool import PoolManager
 
 from . import responses
 from .config import S3Config, Target
@@ -43,14 +53,11 @@ from .errors import (
     S3Error,
     error_for,
 )
-from .model import FileRange, ListPage, ObjectInfo, http_date_ns, strip_etag
-from .pool import PoolManager
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, authorization, canonical_query
 
-log = logging.getLogger(__name__)
+log = get_logger("s3")
 
 T = TypeVar("T")
-Body = bytes | bytearray | memoryview | FileRange
 
 TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
 RETRIABLE_CODES = frozenset(
@@ -86,29 +93,6 @@ def is_retriable(error: S3Error) -> bool:
         or error.code in RETRIABLE_CODES
         or isinstance(error, S3ConnectionError)
     )
-
-
-class S3Stats:
-    """Counters for the exit summary and for tests (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.retries = 0
-        self.bytes_sent = 0
-        self.bytes_received = 0
-        self.retries_by_op: dict[str, int] = {}
-
-    def add(self, *, requests: int = 0, sent: int = 0, received: int = 0) -> None:
-        with self._lock:
-            self.requests += requests
-            self.bytes_sent += sent
-            self.bytes_received += received
-
-    def retried(self, op: str) -> None:
-        with self._lock:
-            self.retries += 1
-            self.retries_by_op[op] = self.retries_by_op.get(op, 0) + 1
 
 
 @dataclass(slots=True)
@@ -147,6 +131,11 @@ class _ShortBody(Exception):
 
 
 class S3Client:
+    """The S3 ObjectStore (fusion_client.store.interface)."""
+
+    scheme = "s3"
+    provider = "s3"
+
     def __init__(self, config: S3Config, credentials: CredentialChain | None) -> None:
         """`credentials` None means anonymous (unsigned) requests."""
         self.config = config
@@ -160,7 +149,7 @@ class S3Client:
         )
         self._bucket_regions: dict[str, str] = {}
         self._clock_skew = 0.0  # S3's clock minus ours, learned from RequestTimeTooSkewed
-        self.stats = S3Stats()
+        self.stats = StoreStats()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> S3Client:

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from fusion_client.s3 import S3Client, S3ConnectionError, pool
+from fusion_client.s3 import S3Client, S3ConnectionError
+from fusion_client.store import pool
 from tests.support import Service, free_port, need_binary
 from tests.support.s3servers import S3Server
 
