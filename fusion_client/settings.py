@@ -87,6 +87,8 @@ class Settings:
             raise SettingsError("FUSION_FETCH_SIZE must be at least FUSION_CHUNK_SIZE")
         if self.upload_part_size < 5 * MiB:
             raise SettingsError("FUSION_UPLOAD_PART_SIZE must be at least 5M (an S3 limit)")
+        if self.upload_part_size % (256 * 1024):
+            raise SettingsError("FUSION_UPLOAD_PART_SIZE must be a multiple of 256K (a GCS limit)")
         if self.log_level not in {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "OFF"}:
             raise SettingsError(
                 f"FUSION_LOG_LEVEL={self.log_level}: use debug, info, warning, error or off"

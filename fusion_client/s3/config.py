@@ -98,11 +98,7 @@ class S3Config:
             storage_class=environ.get("FUSION_AWS_STORAGE_CLASS") or None,
             requester_pays=_optional_bool(environ, "FUSION_AWS_REQUESTER_PAYS") or False,
             anonymous=_optional_bool(environ, "FUSION_AWS_ANONYMOUS") or False,
-            retry=RetryPolicy(
-                max_attempts=int(environ.get("FUSION_S3_MAX_ATTEMPTS", 8)),
-                base_delay=float(environ.get("FUSION_S3_RETRY_BASE_DELAY", 0.1)),
-                max_delay=float(environ.get("FUSION_S3_RETRY_MAX_DELAY", 20.0)),
-            ),
+            retry=RetryPolicy.from_env(environ),
             timeout=float(environ.get("FUSION_S3_TIMEOUT", 30.0)),
             connect_timeout=float(environ.get("FUSION_S3_CONNECT_TIMEOUT", 5.0)),
             max_connections=int(environ.get("FUSION_S3_MAX_CONNECTIONS", 64)),

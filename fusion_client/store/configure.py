@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from fusion_client.azure.client import AzureBlobClient
+from fusion_client.azure.errors import AzureError
+from fusion_client.gcs.client import GcsClient
 from fusion_client.log import get_logger
 from fusion_client.s3 import S3Client, S3Error
 
@@ -25,7 +28,16 @@ class StoreNotConfigured(Exception):
 
 def stores_from_env(environ: Mapping[str, str] = os.environ) -> dict[str, ObjectStore]:
     try:
-        s3 = S3Client.from_env(environ)
+        stores: dict[str, ObjectStore] = {"s3": S3Client.from_env(environ)}
     except (S3Error, ValueError) as exc:
         raise StoreNotConfigured(f"S3 is not configured: {exc}") from None
-    return {"s3": s3}
+    stores["gs"] = GcsClient.from_env(environ)
+    try:
+        azure = AzureBlobClient.from_env(environ)
+    except (AzureError, ValueError) as exc:
+        raise StoreNotConfigured(f"Azure Blob is not configured: {exc}") from None
+    if azure is not None:
+        stores["az"] = azure
+    else:
+        log.debug("no Azure storage account configured: /fusion/az is not mounted")
+    return stores

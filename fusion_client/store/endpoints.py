@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -13,6 +14,16 @@ class RetryPolicy:
     max_attempts: int = 8
     base_delay: float = 0.1
     max_delay: float = 20.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> RetryPolicy:
+        """FUSION_S3_MAX_ATTEMPTS, FUSION_S3_RETRY_BASE_DELAY and FUSION_S3_RETRY_MAX_DELAY
+        (named when S3 was the only store) set the retries of every store."""
+        return cls(
+            max_attempts=int(environ.get("FUSION_S3_MAX_ATTEMPTS", 8)),
+            base_delay=float(environ.get("FUSION_S3_RETRY_BASE_DELAY", 0.1)),
+            max_delay=float(environ.get("FUSION_S3_RETRY_MAX_DELAY", 20.0)),
+        )
 
     def delay(self, attempt: int) -> float:
         """Sleep before retry number `attempt` (1-based): full jitter over an exponential cap,
