@@ -331,7 +331,13 @@ class GcsClient:
                 time.sleep(policy.delay(failures))
                 committed, finished = self._query_status(session, bucket, key)
                 if finished is not None:
-                    return finished
+                    if total is not None:
+                        return finished  # the final request had arrived after all
+                    # Only emulators finish an upload on a status query (fake-gcs-server):
+                    # the session is spent, the uploader starts the object over.
+                    raise GcsError(
+                        0, "UploadFinished", "the upload ended early", resource=resource
+                    ) from exc
                 if committed < chunk.offset:
                     raise GcsError(
                         0,

@@ -52,6 +52,10 @@ class GcsServer:
     def env(self, **extra: str) -> dict[str, str]:
         return {"STORAGE_EMULATOR_HOST": self.endpoint, **extra}
 
+    def env_through(self, endpoint: str, **extra: str) -> dict[str, str]:
+        """env() for reaching this server through a proxy at `endpoint`."""
+        return {"STORAGE_EMULATOR_HOST": endpoint, **extra}
+
     def new_bucket(self, prefix: str = "test") -> str:
         name = _new_name(prefix)
         self.sdk().create_bucket(name)
@@ -76,10 +80,7 @@ class AzureServer:
 
     @property
     def connection_string(self) -> str:
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-            f"AccountKey={AZURITE_KEY};BlobEndpoint={self.endpoint};"
-        )
+        return _connection_string(self.endpoint)
 
     def sdk(self) -> Any:
         from azure.storage.blob import BlobServiceClient
@@ -88,6 +89,11 @@ class AzureServer:
 
     def env(self, **extra: str) -> dict[str, str]:
         return {"AZURE_STORAGE_CONNECTION_STRING": self.connection_string, **extra}
+
+    def env_through(self, endpoint: str, **extra: str) -> dict[str, str]:
+        """env() for reaching this server through a proxy at `endpoint` (http://host:port)."""
+        blob_endpoint = f"{endpoint}/{AZURITE_ACCOUNT}"
+        return {"AZURE_STORAGE_CONNECTION_STRING": _connection_string(blob_endpoint), **extra}
 
     def new_bucket(self, prefix: str = "test") -> str:
         name = _new_name(prefix)
@@ -102,6 +108,13 @@ class AzureServer:
 
     def keys(self, bucket: str) -> list[str]:
         return sorted(blob.name for blob in self.sdk().get_container_client(bucket).list_blobs())
+
+
+def _connection_string(blob_endpoint: str) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint={blob_endpoint};"
+    )
 
 
 def fake_gcs_binary() -> str:
