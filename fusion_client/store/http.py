@@ -164,10 +164,11 @@ class HttpTransport:
         attempts: int | None = None,
     ) -> T:
         """Send `request` until it gets an `ok` status (then return `read(response)`) or fails
-        for good (then raise the store's error). `attempts` overrides the retry policy's."""
+        for good (then raise the store's error). `attempts` overrides the retry policy's; with
+        attempts=1 not even a stale keep-alive connection is retried (the caller resumes)."""
         limit = attempts or self.retry.max_attempts
         failures = 0
-        fresh_resend = True
+        fresh_resend = limit > 1
         while True:
             try:
                 return self._attempt(request, read)
