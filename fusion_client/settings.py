@@ -48,6 +48,7 @@ class Settings:
     log_level: str = "INFO"
     log_output: str = "stderr"
     disabled: bool = False  # FUSION_DISABLE=1: run the command without mounting
+    work: str | None = None  # FUSION_WORK: the task's work directory (gets .fusion/trace.json)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -75,6 +76,7 @@ class Settings:
             log_level=reader.text("FUSION_LOG_LEVEL", default.log_level).upper(),
             log_output=reader.text("FUSION_LOG_OUTPUT", default.log_output),
             disabled=reader.flag("FUSION_DISABLE"),
+            work=reader.text("FUSION_WORK", "") or None,
         )
         settings._validate()
         return settings

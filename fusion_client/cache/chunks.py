@@ -20,6 +20,7 @@ import os
 import queue
 import shutil
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,8 +50,9 @@ class CacheStats:
     bytes_fetched: int = 0  # from the store into the cache or a bounce buffer
     chunk_hits: int = 0
     chunk_misses: int = 0
-    uncached_reads: int = 0
+    uncached_reads: int = 0  # reads served past the cache (its file system was full)
     evicted_chunks: int = 0
+    read_wait_seconds: float = 0.0  # readers' time waiting for chunks (fetched or in flight)
 
 
 class CachedObject:
@@ -234,6 +236,7 @@ class ChunkCache:
                 self._schedule_prefetch(obj, last, min(last + window, obj.nchunks))
             for chunk in range(first, last):
                 obj.pins[chunk] = obj.pins.get(chunk, 0) + 1
+        started = time.monotonic()
         try:
             cached = self._ensure(obj, first, last)
         except BaseException:
@@ -241,7 +244,10 @@ class ChunkCache:
             raise
         if not cached:
             self._unpin(obj, first, last)
-            return self._read_uncached(obj, offset, end), None
+            data = self._read_uncached(obj, offset, end)
+            self._waited(started)
+            return data, None
+        self._waited(started)
         assert obj.mm is not None
         return memoryview(obj.mm)[offset:end], lambda: self._unpin(obj, first, last)
 
@@ -277,6 +283,11 @@ class ChunkCache:
                     if isinstance(exc, _NoSpace):
                         return False
                     raise
+
+    def _waited(self, started: float) -> None:
+        elapsed = time.monotonic() - started
+        with self._lock:
+            self.stats.read_wait_seconds += elapsed
 
     def _read_uncached(self, obj: CachedObject, offset: int, end: int) -> memoryview:
         buffer = memoryview(bytearray(end - offset))

@@ -3,12 +3,14 @@ wired up, and torn down in the order that never loses a written byte (uploads be
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -130,8 +132,11 @@ class MountedFileSystem:
 
     def close(self) -> list[str]:
         """Make every written file durable, unmount, clean up; return the files not saved."""
+        uploaded_at_exit = sum(u.stats.bytes_uploaded for u in self.uploaders.values())
+        started = time.monotonic()
         self.fs.drain()
         failures = [f for uploader in self.uploaders.values() for f in uploader.wait_all()]
+        upload_wait = time.monotonic() - started
         final = self.fs.upload_outcomes
         lost = {
             failure.url: failure.cause
@@ -139,7 +144,9 @@ class MountedFileSystem:
             if final.get(failure.url, failure.cause) is not None
         }
         lost.update(self.fs.lost_files())
-        log.info("%s", self.summary(len(lost)))
+        summary = self.summary(len(lost), uploaded_at_exit, upload_wait)
+        log.info("%s", describe(summary), extra={"summary": summary})
+        self._publish_trace(summary)
         self._publish_log()
         self._unmount()
         self.fs.destroy()
@@ -171,20 +178,67 @@ class MountedFileSystem:
             except MountError as again:
                 log.warning("could not unmount %s: %s", self.settings.mount, again)
 
-    def summary(self, lost: int) -> str:
+    def summary(self, lost: int, uploaded_at_exit: int, upload_wait: float) -> dict:
+        """What Fusion did for the task: the exit summary, also .fusion/trace.json."""
         cache, fs = self.cache.stats, self.fs.stats
         uploads = [uploader.stats for uploader in self.uploaders.values()]
-        requests = sum(store.stats.requests for store in self.stores.values())
-        retries = sum(store.stats.retries for store in self.stores.values())
-        chunks = cache.chunk_hits + cache.chunk_misses
-        hit_rate = f"{100 * cache.chunk_hits / chunks:.0f}%" if chunks else "n/a"
-        return (
-            f"summary: fetched {_size(cache.bytes_fetched)}, served {_size(fs.bytes_served)}, "
-            f"cache hits {hit_rate} of {chunks} chunks; "
-            f"uploads {sum(u.objects for u in uploads)} objects "
-            f"{_size(sum(u.bytes_uploaded for u in uploads))}, "
-            f"{lost} failed; {requests} requests to {', '.join(self.stores)}, {retries} retried"
-        )
+        return {
+            "bytes_fetched": cache.bytes_fetched,
+            "bytes_served": fs.bytes_served,
+            "chunk_hits": cache.chunk_hits,
+            "chunk_misses": cache.chunk_misses,
+            "uncached_reads": cache.uncached_reads,
+            "read_wait_seconds": round(cache.read_wait_seconds, 3),
+            "bytes_written": fs.bytes_written,
+            "objects_uploaded": sum(u.objects for u in uploads),
+            "bytes_uploaded": sum(u.bytes_uploaded for u in uploads),
+            "bytes_uploaded_at_exit": uploaded_at_exit,
+            "upload_wait_seconds": round(upload_wait, 3),
+            "uploads_failed": lost,
+            "stores": {
+                scheme: {
+                    "requests": store.stats.requests,
+                    "retries": store.stats.retries,
+                    "bytes_sent": store.stats.bytes_sent,
+                    "bytes_received": store.stats.bytes_received,
+                }
+                for scheme, store in self.stores.items()
+                if store.stats.requests
+            },
+        }
+
+    def _publish_trace(self, summary: dict) -> None:
+        """FUSION_WORK/.fusion/trace.json: where a run's operator looks for what Fusion saved."""
+        if not self.settings.work:
+            return
+        folder = os.path.join(self.settings.work, ".fusion")
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, "trace.json"), "w", encoding="utf-8") as out:
+                json.dump({"fusion": summary}, out, indent=1)
+        except OSError as exc:
+            log.warning("cannot write %s/trace.json: %s", folder, exc)
+
+
+def describe(summary: dict) -> str:
+    """The summary as one line for people (the log record carries it whole)."""
+    chunks = summary["chunk_hits"] + summary["chunk_misses"]
+    hit_rate = f"{100 * summary['chunk_hits'] / chunks:.0f}%" if chunks else "n/a"
+    stores = summary["stores"].values()
+    requests = sum(store["requests"] for store in stores)
+    retries = sum(store["retries"] for store in stores)
+    return (
+        f"summary: fetched {_size(summary['bytes_fetched'])}, "
+        f"served {_size(summary['bytes_served'])}, cache hits {hit_rate} of {chunks} chunks, "
+        f"{summary['uncached_reads']} reads past the cache, "
+        f"reads waited {summary['read_wait_seconds']:.1f}s; "
+        f"written {_size(summary['bytes_written'])}, uploads {summary['objects_uploaded']} "
+        f"objects {_size(summary['bytes_uploaded'])} "
+        f"({_size(summary['bytes_uploaded_at_exit'])} before the command exited, "
+        f"{summary['upload_wait_seconds']:.1f}s waited at exit), "
+        f"{summary['uploads_failed']} failed; {requests} requests to "
+        f"{', '.join(summary['stores']) or 'no store'}, {retries} retried"
+    )
 
 
 def _size(count: int) -> str:
