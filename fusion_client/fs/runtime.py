@@ -3,6 +3,7 @@ wired up, and torn down in the order that never loses a written byte (uploads be
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from fusion_client.cache import ChunkCache
 from fusion_client.fs.filesystem import FusionFileSystem, cache_fetch
-from fusion_client.fuse import FuseSession, MountError, MountOptions, mount
+from fusion_client.fuse import FuseSession, MountError, MountOptions, clear_dead_mount, mount
 from fusion_client.log import get_logger, setup_logging
 from fusion_client.settings import Settings
 from fusion_client.store import ObjectStore
@@ -26,6 +27,39 @@ from fusion_client.upload import Uploader
 log = get_logger()
 
 CACHE_SHARE_OF_FREE_SPACE = 0.8
+WORKDIR_PREFIX = "fusion-"
+LOCK_NAME = ".owner.lock"  # flock-ed by the live process that owns the work directory
+_claims: list[int] = []  # lock fds held for the life of the process
+
+
+def claim_workdir(workdir: str) -> None:
+    """Hold an exclusive lock inside our work directory until this process ends (the kernel
+    drops it even on kill -9), so a later start knows the directory is not abandoned."""
+    fd = os.open(os.path.join(workdir, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _claims.append(fd)
+
+
+def remove_abandoned_workdirs(cache_location: str) -> None:
+    """Delete the work directories (cache, staging files) of clients that died without cleaning
+    up: no live process holds their lock. Locks work across containers sharing the disk."""
+    for name in os.listdir(cache_location):
+        path = os.path.join(cache_location, name)
+        lock = os.path.join(path, LOCK_NAME)
+        if not name.startswith(WORKDIR_PREFIX) or not os.path.exists(lock):
+            continue
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # alive
+        finally:
+            os.close(fd)
+        log.info("removing %s, left by a client that is gone", path)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class MountUnavailable(Exception):
@@ -49,7 +83,9 @@ class MountedFileSystem:
     ) -> MountedFileSystem:
         try:
             os.makedirs(settings.cache_location, exist_ok=True)
-            workdir = tempfile.mkdtemp(prefix="fusion-", dir=settings.cache_location)
+            remove_abandoned_workdirs(settings.cache_location)
+            workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=settings.cache_location)
+            claim_workdir(workdir)
         except OSError as exc:
             setup_logging(settings.log_level, "stderr")
             raise MountUnavailable(f"cache location {settings.cache_location}: {exc}") from None
@@ -96,6 +132,8 @@ class MountedFileSystem:
         }
         fs = FusionFileSystem(stores, cache, uploaders, settings, os.path.join(workdir, "staging"))
         try:
+            if clear_dead_mount(settings.mount):
+                log.warning("cleared a dead mount left at %s by a killed client", settings.mount)
             os.makedirs(settings.mount, exist_ok=True)
             session = mount(fs, settings.mount, MountOptions())
             session.start(threads=settings.fuse_threads)
