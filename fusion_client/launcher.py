@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fusion_client import __version__
+from fusion_client.fuse.system import set_parent_death_signal
 
 if TYPE_CHECKING:
     from fusion_client.fs.runtime import MountedFileSystem
@@ -121,9 +122,7 @@ def _run(command: list[str]) -> int:
 def _supervise(command: list[str], env: dict[str, str], mask: set[int]) -> int:
     """Spawn the command and wait for it, forwarding signals and reaping orphans as PID 1."""
     try:
-        pid = os.posix_spawnp(
-            command[0], command, env, setsigmask=(), setsigdef=(*FORWARDED, *_PYTHON_IGNORED)
-        )
+        pid = _spawn(command, env)
     except OSError as exc:
         return _cannot_start(command[0], exc)
     reap_all = os.getpid() == 1
@@ -144,6 +143,38 @@ def _supervise(command: list[str], env: dict[str, str], mask: set[int]) -> int:
             if done == pid:
                 code = os.waitstatus_to_exitcode(status)
                 return 128 - code if code < 0 else code
+
+
+def _spawn(command: list[str], env: dict[str, str]) -> int:
+    """Fork and exec the command with default signal handling and an empty signal mask, set to
+    be killed when the launcher dies (PR_SET_PDEATHSIG): a `kill -9` of fusion must not leave
+    the command running on, reparented, writing into a mount that is gone. Raises the exec's
+    OSError in the parent."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: only async-signal-safe work until exec
+        try:
+            os.close(read_end)
+            set_parent_death_signal(signal.SIGKILL)
+            if os.getppid() != parent:  # the launcher died before prctl took effect
+                os._exit(128 + signal.SIGKILL)
+            for signum in (*FORWARDED, *_PYTHON_IGNORED):
+                signal.signal(signum, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
+            os.execvpe(command[0], command, env)
+        except OSError as exc:
+            os.write(write_end, str(exc.errno or 0).encode())
+        finally:
+            os._exit(127)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as errors:
+        failed = errors.read()
+    if failed:
+        os.waitpid(pid, 0)
+        code = int(failed)
+        raise OSError(code, os.strerror(code))
+    return pid
 
 
 def _mount_foreground(directory: str) -> int:

@@ -52,6 +52,7 @@ class Settings:
     log_level: str = "INFO"
     log_output: str = "stderr"
     disabled: bool = False  # FUSION_DISABLE=1: run the command without mounting
+    work: str | None = None  # FUSION_WORK: the task's work directory (gets .fusion/trace.json)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -79,6 +80,7 @@ class Settings:
             log_level=reader.text("FUSION_LOG_LEVEL", default.log_level).upper(),
             log_output=reader.text("FUSION_LOG_OUTPUT", default.log_output),
             disabled=reader.flag("FUSION_DISABLE"),
+            work=reader.text("FUSION_WORK", "") or None,
         )
         settings._validate()
         return settings
@@ -91,6 +93,8 @@ class Settings:
             raise SettingsError("FUSION_FETCH_SIZE must be at least FUSION_CHUNK_SIZE")
         if self.upload_part_size < 5 * MiB:
             raise SettingsError("FUSION_UPLOAD_PART_SIZE must be at least 5M (an S3 limit)")
+        if self.upload_part_size % (256 * 1024):
+            raise SettingsError("FUSION_UPLOAD_PART_SIZE must be a multiple of 256K (a GCS limit)")
         if self.log_level not in {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "OFF"}:
             raise SettingsError(
                 f"FUSION_LOG_LEVEL={self.log_level}: use debug, info, warning, error or off"

@@ -47,4 +47,9 @@ if [ "$profile" = test ]; then
     echo "install-deps: installing s3rver into .tools/"
     npm install --silent --no-audit --no-fund --prefix "$here/.tools" s3rver@3.7.1 >/dev/null
   fi
+  # azurite: the Azure Blob emulator the fusion tests mount /fusion/az from (npm registry).
+  if [ ! -x "$here/.tools/node_modules/.bin/azurite-blob" ]; then
+    echo "install-deps: installing azurite into .tools/"
+    npm install --silent --no-audit --no-fund --prefix "$here/.tools" azurite@3.35.0 >/dev/null
+  fi
 fi

@@ -15,6 +15,7 @@ from tests.support.registry import Registry, registry_running
 # Session fixtures defined once for every folder (imported into several conftests, each import
 # would start its own copy of the peer).
 pytest_plugins = [
+    "tests.support.cloudservers",
     "tests.support.fusion_layers",
     "tests.support.layers",
     "tests.support.redis",

@@ -20,6 +20,7 @@ import os
 import queue
 import shutil
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ from fusion_client.log import get_logger
 log = get_logger("cache")
 
 Fetch = Callable[[str, str, int, memoryview, str], int]
-"""fetch(bucket, key, offset, buffer, etag): fill buffer from the object at offset, sending
-If-Match: etag, and return the number of bytes read (short only at the end of the object)."""
+"""fetch(location, key, offset, buffer, etag): fill buffer from the object at offset, pinned to
+version `etag`, and return the number of bytes read (short only at the end of the object).
+`location` is the scheme and bucket (`gs://b`) the file system names the object's store by."""
 
 EMPTY, FETCHING, READY = 0, 1, 2
 MAX_IDLE_OBJECTS = 512
@@ -45,11 +47,12 @@ class _NoSpace(Exception):
 
 @dataclass(slots=True)
 class CacheStats:
-    bytes_fetched: int = 0  # from S3 into the cache or a bounce buffer
+    bytes_fetched: int = 0  # from the store into the cache or a bounce buffer
     chunk_hits: int = 0
     chunk_misses: int = 0
-    uncached_reads: int = 0
+    uncached_reads: int = 0  # reads served past the cache (its file system was full)
     evicted_chunks: int = 0
+    read_wait_seconds: float = 0.0  # readers' time waiting for chunks (fetched or in flight)
 
 
 class CachedObject:
@@ -233,6 +236,7 @@ class ChunkCache:
                 self._schedule_prefetch(obj, last, min(last + window, obj.nchunks))
             for chunk in range(first, last):
                 obj.pins[chunk] = obj.pins.get(chunk, 0) + 1
+        started = time.monotonic()
         try:
             cached = self._ensure(obj, first, last)
         except BaseException:
@@ -240,7 +244,10 @@ class ChunkCache:
             raise
         if not cached:
             self._unpin(obj, first, last)
-            return self._read_uncached(obj, offset, end), None
+            data = self._read_uncached(obj, offset, end)
+            self._waited(started)
+            return data, None
+        self._waited(started)
         assert obj.mm is not None
         return memoryview(obj.mm)[offset:end], lambda: self._unpin(obj, first, last)
 
@@ -277,11 +284,16 @@ class ChunkCache:
                         return False
                     raise
 
+    def _waited(self, started: float) -> None:
+        elapsed = time.monotonic() - started
+        with self._lock:
+            self.stats.read_wait_seconds += elapsed
+
     def _read_uncached(self, obj: CachedObject, offset: int, end: int) -> memoryview:
         buffer = memoryview(bytearray(end - offset))
         got = self._fetch(obj.bucket, obj.key, offset, buffer, obj.etag)
         if got != end - offset:
-            raise OSError(errno.EIO, f"s3://{obj.bucket}/{obj.key} is shorter than listed")
+            raise OSError(errno.EIO, f"{obj.bucket}/{obj.key} is shorter than listed")
         with self._lock:
             self.stats.bytes_fetched += got
             self.stats.uncached_reads += 1
@@ -312,7 +324,7 @@ class ChunkCache:
             except _NoSpace:
                 pass
             except Exception as exc:  # a reader that needs these chunks fetches them itself
-                log.debug("prefetch of s3://%s/%s failed: %s", obj.bucket, obj.key, exc)
+                log.debug("prefetch of %s/%s failed: %s", obj.bucket, obj.key, exc)
 
     def _fetch_run(self, obj: CachedObject, first: int, last: int) -> None:
         """GET chunks [first, last) (already FETCHING and reserved) into the mapping."""
@@ -325,7 +337,7 @@ class ChunkCache:
             with memoryview(obj.mm)[offset:end] as view:
                 got = self._fetch(obj.bucket, obj.key, offset, view, obj.etag)
             if got != end - offset:
-                raise OSError(errno.EIO, f"s3://{obj.bucket}/{obj.key} is shorter than listed")
+                raise OSError(errno.EIO, f"{obj.bucket}/{obj.key} is shorter than listed")
             ok = True
         finally:
             with self._lock:
@@ -426,7 +438,7 @@ class ChunkCache:
             if not space.punch_hole(obj.fd, offset, length):
                 log.warning("cache file system cannot punch holes; eviction frees no disk")
         except OSError as exc:
-            log.warning("cannot free cache space of s3://%s/%s: %s", obj.bucket, obj.key, exc)
+            log.warning("cannot free cache space of %s/%s: %s", obj.bucket, obj.key, exc)
 
     def _trim_idle(self) -> None:
         """Bound the number of mapped files of objects nobody has open."""

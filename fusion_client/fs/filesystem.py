@@ -1,9 +1,11 @@
-"""The S3 file system behind /fusion: FUSE operations mapped onto S3 objects.
+"""The file system behind /fusion: FUSE operations mapped onto objects of the stores.
 
-Layout: /fusion/s3/<bucket>/<key>. A bucket appears on its first lookup; directories are key
-prefixes (and zero-byte `dir/` markers); symlinks are small objects whose body is the target and
-whose `x-amz-meta-mode` says S_IFLNK (the s3fs convention, so s3fs mounts agree). docs/SEMANTICS.md
-states every guarantee and limit; this module is the implementation of that document.
+Layout: /fusion/<scheme>/<bucket>/<key>, a scheme directory per store (s3, gs, az), each store
+behind the one ObjectStore interface (fusion_client.store). A bucket (Azure: container) appears
+on its first lookup; directories are key prefixes (and zero-byte `dir/` markers); symlinks are
+small objects whose body is the target and whose `mode` metadata says S_IFLNK (the s3fs
+convention, so s3fs mounts agree). docs/SEMANTICS.md states every guarantee and limit; this
+module is the implementation of that document.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fusion_client.cache import CachedObject, ChunkCache, ReadStream
-from fusion_client.fs.errors import s3_errors
-from fusion_client.fs.nodes import DIR, FILE, LINK, S3_ROOT_INO, InodeTable, Listed, Node
+from fusion_client.fs.errors import store_errors
+from fusion_client.fs.nodes import DIR, FILE, LINK, SCHEME_INOS, InodeTable, Listed, Node
 from fusion_client.fs.writes import WriteState
 from fusion_client.fuse.ops import (
     ROOT_INO,
@@ -39,16 +41,19 @@ from fusion_client.fuse.ops import (
     StatFs,
 )
 from fusion_client.log import get_logger
-from fusion_client.s3 import AccessDenied, NoSuchBucket, NoSuchKey, ObjectInfo
+from fusion_client.store import AccessDenied, BucketNotFound, ObjectInfo, ObjectNotFound
 
 if TYPE_CHECKING:
-    from fusion_client.s3 import S3Client
+    from collections.abc import Mapping
+
+    from fusion_client.cache.chunks import Fetch
     from fusion_client.settings import Settings
+    from fusion_client.store import ObjectStore
     from fusion_client.upload import Uploader
 
 log = get_logger("fs")
 
-MAX_KEY_BYTES = 1024  # S3's limit
+MAX_KEY_BYTES = 1024  # S3's and GCS's limit (Azure allows more)
 MAX_NAME_BYTES = 255  # the kernel's NAME_MAX
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 SYMLINK_MODE = str(stat.S_IFLNK | 0o777)
@@ -74,31 +79,33 @@ class FsStats:
     bytes_written: int = 0
 
 
-class S3FileSystem(Operations):
+class FusionFileSystem(Operations):
     def __init__(
         self,
-        s3: S3Client,
+        stores: Mapping[str, ObjectStore],
         cache: ChunkCache,
-        uploader: Uploader,
+        uploaders: Mapping[str, Uploader],
         settings: Settings,
         staging_dir: str,
     ) -> None:
-        self.s3, self.cache, self.uploader = s3, cache, uploader
+        """`stores` and `uploaders` by scheme (s3, gs, az): each scheme is a directory."""
+        self.stores, self.cache, self.uploaders = stores, cache, uploaders
+        self.mount = settings.mount.rstrip("/")
         self.ttl = settings.metadata_ttl
         self.negative_ttl = settings.negative_ttl
         self.symlink_probe_max = settings.symlink_probe_max
         self.staging_dir = staging_dir
         os.makedirs(staging_dir, exist_ok=True)
-        self.table = InodeTable()
+        self.table = InodeTable(schemes=tuple(s for s in SCHEME_INOS if s in stores))
         self.stats = FsStats()
         self.lock = threading.RLock()
         self.handles: dict[int, Handle] = {}
         self.writing: set[Node] = set()
-        # (bucket, key) -> None when the last upload of that object succeeded, else its error.
-        self.upload_outcomes: dict[tuple[str, str], str | None] = {}
+        # URL -> None when the last upload of that object succeeded, else its error.
+        self.upload_outcomes: dict[str, str | None] = {}
         self._fh = itertools.count(1)
         self._staging_names = itertools.count()
-        self._link_types: dict[tuple[str, str, str], bool] = {}  # symlink probe per version
+        self._link_types: dict[tuple[str, str, str, str], bool] = {}  # symlink probe per version
         self._pool = ThreadPoolExecutor(_COPY_THREADS, thread_name_prefix="fusion-meta")
 
     # -- names and attributes ------------------------------------------------------------
@@ -167,7 +174,7 @@ class S3FileSystem(Operations):
             return node.attr(), self.ttl
 
     def access(self, ctx: Context, ino: int, mask: int) -> None:
-        """Permissions are not enforced (S3 decides); only report non-executable files."""
+        """Permissions are not enforced (the store decides); only report non-executable files."""
         node = self._node(ino)
         if mask & os.X_OK and node.kind == FILE and not node.attr().mode & 0o111:
             raise FuseError(errno.EACCES)
@@ -186,8 +193,8 @@ class S3FileSystem(Operations):
             raise FuseError(errno.EINVAL)
         if node.link_target is None:
             body = memoryview(bytearray(node.size))
-            with s3_errors(f"readlink s3://{node.bucket}/{node.key}"):
-                count = self.s3.get_range_into(
+            with self._errors("readlink", node):
+                count = self._store(node).get_range_into(
                     node.bucket or "", node.key, 0, body, if_match=node.etag
                 )
             node.link_target = bytes(body[:count])
@@ -197,15 +204,15 @@ class S3FileSystem(Operations):
         directory, text = self._new_name(parent, name)
         self._must_not_exist(directory, text)
         key = directory.prefix + text
-        with s3_errors(f"symlink s3://{directory.bucket}/{key}"):
-            etag = self.s3.put_object(
+        with self._errors("symlink", directory, key):
+            etag = self._store(directory).put_object(
                 directory.bucket or "", key, target, metadata={"mode": SYMLINK_MODE}
             )
         listed = Listed(LINK, len(target), etag, time.time_ns(), link_target=target)
         return self._created(ctx, directory, text, listed)
 
     def link(self, ctx: Context, ino: int, newparent: int, newname: bytes) -> Entry:
-        raise FuseError(errno.EPERM)  # S3 has no hard links
+        raise FuseError(errno.EPERM)  # object stores have no hard links
 
     # -- directories -------------------------------------------------------------------------
 
@@ -213,8 +220,8 @@ class S3FileSystem(Operations):
         directory, text = self._new_name(parent, name)
         self._must_not_exist(directory, text)
         key = f"{directory.prefix}{text}/"
-        with s3_errors(f"mkdir s3://{directory.bucket}/{key}"):
-            self.s3.put_object(directory.bucket or "", key, b"")
+        with self._errors("mkdir", directory, key):
+            self._store(directory).put_object(directory.bucket or "", key, b"")
         entry = self._created(ctx, directory, text, Listed(DIR, mtime_ns=time.time_ns()))
         with self.lock:
             node = self.table.get(entry.attr.ino)
@@ -231,8 +238,8 @@ class S3FileSystem(Operations):
         if node.is_bucket or node.bucket is None:
             raise FuseError(errno.EPERM)
         self._must_be_empty(node)
-        with s3_errors(f"rmdir s3://{node.bucket}/{node.prefix}"):
-            self.s3.delete_object(node.bucket, node.prefix)
+        with self._errors("rmdir", node, node.prefix):
+            self._store(node).delete_object(node.bucket, node.prefix)
         with self.lock:
             self.table.unlink(node)
             directory.listing = None
@@ -271,7 +278,7 @@ class S3FileSystem(Operations):
                     self.table.forget(node, 0)
 
     def fsyncdir(self, ctx: Context, ino: int, fh: int, datasync: bool) -> None:
-        """Directory changes are made in S3 as they happen: nothing is pending."""
+        """Directory changes are made in the store as they happen: nothing is pending."""
 
     # -- files -------------------------------------------------------------------------------
 
@@ -300,7 +307,7 @@ class S3FileSystem(Operations):
         self, ctx: Context, parent: int, name: bytes, mode: int, rdev: int, umask: int
     ) -> Entry:
         if not stat.S_ISREG(mode):
-            raise FuseError(errno.EPERM)  # no FIFOs, sockets or devices in S3
+            raise FuseError(errno.EPERM)  # no FIFOs, sockets or devices in object stores
         entry, opened = self.create(ctx, parent, name, mode, os.O_WRONLY, umask)
         self.flush(ctx, entry.attr.ino, opened.fh, 0)
         self.release(ctx, entry.attr.ino, opened.fh, 0)
@@ -338,9 +345,9 @@ class S3FileSystem(Operations):
                 if handle.etag is None:  # a write handle reading before its first change
                     handle.etag, handle.size = node.etag, node.size
                 handle.obj = self.cache.open(
-                    node.bucket or "", node.key, handle.etag or "", handle.size
+                    self._location(node), node.key, handle.etag or "", handle.size
                 )
-        with s3_errors(f"read s3://{node.bucket}/{node.key}"):
+        with self._errors("read", node):
             view, release = self.cache.read(handle.obj, handle.stream, offset, size)
         with self.lock:
             self.stats.bytes_served += len(view)
@@ -353,14 +360,14 @@ class S3FileSystem(Operations):
         node = handle.node
         if not handle.writable or node.write is None:
             raise FuseError(errno.EBADF)
-        with s3_errors(f"write s3://{node.bucket}/{node.key}"):
+        with self._errors("write", node):
             try:
-                count = node.write.write(self.uploader, self._target(node), offset, data)
+                count = node.write.write(self._uploader(node), self._target(node), offset, data)
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise
                 self.cache.free_disk(max(len(data), 64 * 2**20))  # the read cache yields
-                count = node.write.write(self.uploader, self._target(node), offset, data)
+                count = node.write.write(self._uploader(node), self._target(node), offset, data)
         with self.lock:
             node.mtime_set_ns = None  # a write is a modification: its time wins over utimens
             self.stats.bytes_written += count
@@ -377,7 +384,7 @@ class S3FileSystem(Operations):
             self._finish(handle.node)
 
     def fsync(self, ctx: Context, ino: int, fh: int, datasync: bool) -> None:
-        """Returns once the file is durable in S3, even an empty one."""
+        """Returns once the file is durable in the store, even an empty one."""
         handle = self._handle(fh)
         if handle.writable and handle.node.write is not None:
             self._finish(handle.node)
@@ -412,10 +419,10 @@ class S3FileSystem(Operations):
         state = node.write
         if state is not None:
             state.discard()
-        with s3_errors(f"unlink s3://{node.bucket}/{node.key}"):
-            self.s3.delete_object(node.bucket or "", node.key)
+        with self._errors("unlink", node):
+            self._store(node).delete_object(node.bucket or "", node.key)
         with self.lock:
-            self.upload_outcomes.pop(self._target(node), None)
+            self.upload_outcomes.pop(self._url(node), None)
             self.table.unlink(node)
             directory.listing = None
             if state is not None and state.handles == 0:
@@ -431,6 +438,8 @@ class S3FileSystem(Operations):
         target_dir, text = self._new_name(newparent, newname)
         if node.is_bucket:
             raise FuseError(errno.EPERM)
+        if target_dir.scheme != node.scheme:
+            raise FuseError(errno.EXDEV)  # across clouds: mv copies and deletes by itself
         replaced = self._optional(target_dir, text)
         if replaced is node:
             return
@@ -463,8 +472,8 @@ class S3FileSystem(Operations):
             with contextlib.suppress(FuseError):  # recorded in upload_outcomes
                 self._finish(node)
 
-    def lost_files(self) -> dict[tuple[str, str], str]:
-        """Objects whose last upload failed: (bucket, key) -> cause."""
+    def lost_files(self) -> dict[str, str]:
+        """Objects whose last upload failed: URL -> cause."""
         with self.lock:
             return {target: cause for target, cause in self.upload_outcomes.items() if cause}
 
@@ -476,48 +485,49 @@ class S3FileSystem(Operations):
     def _resolve(
         self, directory: Node, name: str, listing: dict[str, Listed] | None
     ) -> Listed | None:
-        """What S3 has at directory/name: a file, link or directory, or None."""
+        """What the store has at directory/name: a file, link or directory, or None."""
         if directory.ino == ROOT_INO:
             return None
-        if directory.ino == S3_ROOT_INO:
-            return self._resolve_bucket(name)
+        if directory.bucket is None:
+            return self._resolve_bucket(directory, name)
         bucket = directory.bucket or ""
         if listing is not None:
             listed = listing.get(name)
             if listed is not None and listed.kind == FILE:
-                listed = self._probe_links(bucket, directory.prefix, {name: listed})[name]
+                listed = self._probe_links(directory, {name: listed})[name]
             return listed
         key = directory.prefix + name
         if len(key.encode()) > MAX_KEY_BYTES:
             raise FuseError(errno.ENAMETOOLONG)
-        with s3_errors(f"lookup s3://{bucket}/{key}"):
+        store = self._store(directory)
+        with self._errors("lookup", directory, key):
             try:
-                return _listed(self.s3.head_object(bucket, key))
-            except NoSuchKey:
+                return _listed(store.head_object(bucket, key))
+            except ObjectNotFound:
                 pass
-            page = self.s3.list_page(bucket, key + "/", max_keys=1)
+            page = store.list_page(bucket, key + "/", max_keys=1)
         if page.objects or page.prefixes:
             return Listed(DIR)
         return None
 
-    def _resolve_bucket(self, name: str) -> Listed | None:
+    def _resolve_bucket(self, root: Node, name: str) -> Listed | None:
         if not _BUCKET_NAME.match(name):
             return None
-        with s3_errors(f"lookup bucket {name}"):
+        with store_errors("lookup", f"{root.scheme}://{name}", f"{self.mount}/{root.name}/{name}"):
             try:
-                self.s3.head_bucket(name)
-            except NoSuchBucket:
+                self._store(root).head_bucket(name)
+            except BucketNotFound:
                 return None
             except AccessDenied:
                 pass  # listing may still be allowed; its own errors will tell
         return Listed(DIR, mtime_ns=time.time_ns())
 
     def _refresh(self, node: Node) -> None:
-        """Re-read a file's attributes from S3 (HEAD); a vanished object keeps its last ones."""
-        with s3_errors(f"stat s3://{node.bucket}/{node.key}"):
+        """Re-read a file's attributes (HEAD); a vanished object keeps its last ones."""
+        with self._errors("stat", node):
             try:
-                info = self.s3.head_object(node.bucket or "", node.key)
-            except NoSuchKey:
+                info = self._store(node).head_object(node.bucket or "", node.key)
+            except ObjectNotFound:
                 return
         with self.lock:
             if node.parent is not None and node.write is None:
@@ -526,9 +536,7 @@ class S3FileSystem(Operations):
                     self.table.upsert(node.parent, node.name, listed, time.monotonic())
 
     def _snapshot(self, directory: Node) -> list[DirEntry]:
-        if directory.ino == ROOT_INO:
-            children = {"s3": self.table.get(S3_ROOT_INO)}
-        elif directory.ino == S3_ROOT_INO:
+        if directory.bucket is None:  # the mount root or a scheme directory
             with self.lock:
                 children = {node.name: node for node in self.table.children(directory)}
         else:
@@ -557,14 +565,15 @@ class S3FileSystem(Operations):
         return entries
 
     def _list(self, directory: Node) -> dict[str, Listed]:
-        """Every child of a directory (all pages of ListObjectsV2 with a delimiter).
+        """Every child of a directory (all pages of a listing with a delimiter).
         When a name is both a file and a prefix, the file is shown (as lookup does)."""
         bucket, prefix = directory.bucket or "", directory.prefix
+        store = self._store(directory)
         children: dict[str, Listed] = {}
         token = None
-        with s3_errors(f"list s3://{bucket}/{prefix}"):
+        with self._errors("listDirectory", directory, prefix):
             while True:
-                page = self.s3.list_page(bucket, prefix, token=token)
+                page = store.list_page(bucket, prefix, token=token)
                 for sub in page.prefixes:
                     name = sub[len(prefix) : -1]
                     if _visible(name):
@@ -576,21 +585,21 @@ class S3FileSystem(Operations):
                 token = page.next_token
                 if not token:
                     break
-        return self._probe_links(bucket, prefix, children)
+        return self._probe_links(directory, children)
 
-    def _probe_links(
-        self, bucket: str, prefix: str, children: dict[str, Listed]
-    ) -> dict[str, Listed]:
+    def _probe_links(self, directory: Node, children: dict[str, Listed]) -> dict[str, Listed]:
         """Listings do not carry metadata: HEAD the small objects (once per version) to tell
         symlinks from files, in parallel. Directories with very many small objects are not
         probed (`ls -l` of them would cost a request per object); their names are checked
         when looked up one by one."""
+        store, scheme = self._store(directory), directory.scheme or ""
+        bucket, prefix = directory.bucket or "", directory.prefix
         unknown = [
             name
             for name, listed in children.items()
             if listed.kind == FILE
             and 0 < listed.size <= self.symlink_probe_max
-            and (bucket, prefix + name, listed.etag or "") not in self._link_types
+            and (scheme, bucket, prefix + name, listed.etag or "") not in self._link_types
         ]
         if len(unknown) > SYMLINK_PROBES_PER_LISTING:
             unknown = []
@@ -598,20 +607,20 @@ class S3FileSystem(Operations):
         def probe(name: str) -> None:
             listed = children[name]
             try:
-                info = self.s3.head_object(bucket, prefix + name)
-            except NoSuchKey:
+                info = store.head_object(bucket, prefix + name)
+            except ObjectNotFound:
                 return
             if info.etag == listed.etag:
-                self._link_types[(bucket, prefix + name, listed.etag or "")] = (
+                self._link_types[(scheme, bucket, prefix + name, listed.etag or "")] = (
                     _listed(info).kind == LINK
                 )
 
-        with s3_errors(f"list s3://{bucket}/{prefix}"):
+        with self._errors("listDirectory", directory, prefix):
             list(self._pool.map(probe, unknown))
         result = dict(children)
         for name, listed in children.items():
             if listed.kind == FILE and self._link_types.get(
-                (bucket, prefix + name, listed.etag or "")
+                (scheme, bucket, prefix + name, listed.etag or "")
             ):
                 result[name] = Listed(LINK, listed.size, listed.etag, listed.mtime_ns)
         return result
@@ -626,20 +635,25 @@ class S3FileSystem(Operations):
         if fresh or node.etag is None:
             state = WriteState(path, size=0, download=None)
         else:
-            bucket, key, etag, size = node.bucket or "", node.key, node.etag, node.size
+            key, etag, size = node.key, node.etag, node.size
+            location, url, where = self._location(node), self._url(node), self._path(node)
             state = WriteState(
-                path, size=size, download=lambda fd: self._download(bucket, key, etag, size, fd)
+                path,
+                size=size,
+                download=lambda fd: self._download(location, key, etag, size, fd, url, where),
             )
         node.write = state
         self.writing.add(node)
         return state
 
-    def _download(self, bucket: str, key: str, etag: str, size: int, fd: int) -> None:
+    def _download(
+        self, location: str, key: str, etag: str, size: int, fd: int, url: str, path: str
+    ) -> None:
         """Copy an object version into a staging file (through the cache: it may hold it)."""
-        obj = self.cache.open(bucket, key, etag, size)
+        obj = self.cache.open(location, key, etag, size)
         stream = ReadStream()
         try:
-            with s3_errors(f"copy s3://{bucket}/{key} for writing"):
+            with store_errors("copy for writing", url, path):
                 for offset in range(0, size, self.cache.chunk_size):
                     view, release = self.cache.read(obj, stream, offset, self.cache.chunk_size)
                     try:
@@ -654,7 +668,7 @@ class S3FileSystem(Operations):
     def _truncate(self, node: Node, size: int, *, through_handle: bool) -> None:
         with self.lock:
             state = self._write_state(node, fresh=size == 0)
-        with s3_errors(f"truncate s3://{node.bucket}/{node.key}"):
+        with self._errors("truncate", node):
             state.truncate(size)
         if not through_handle and state.handles == 0:  # truncate(2): durable before it returns
             self._finish(node)
@@ -664,18 +678,19 @@ class S3FileSystem(Operations):
         state = node.write
         if state is None:
             return
-        target = self._target(node)
+        url = self._url(node)
         try:
-            info = state.finish(self.uploader, target)
+            info = state.finish(self._uploader(node), self._target(node))
         except Exception as exc:
             with self.lock:
-                self.upload_outcomes[target] = str(exc)
-            log.error("s3://%s/%s was not saved: %s", *target, exc)
+                self.upload_outcomes[url] = str(exc)
+            extra = {"operation": "Write", "path": self._path(node), "error": str(exc)}
+            log.error("%s was not saved: %s", url, exc, extra=extra)
             raise FuseError(errno.EIO) from None
         if info is None:
             return
         with self.lock:
-            self.upload_outcomes[target] = None
+            self.upload_outcomes[url] = None
             node.etag, node.size = info.etag, state.size
             node.mtime_ns = state.mtime_ns
             node.checked_at = time.monotonic()
@@ -694,7 +709,7 @@ class S3FileSystem(Operations):
             info = state.uploaded
             state.close()
             if not state.unlinked and info is not None and state.local and node.etag == info.etag:
-                self.cache.adopt(node.bucket or "", node.key, info.etag, state.path, state.size)
+                self.cache.adopt(self._location(node), node.key, info.etag, state.path, state.size)
             else:
                 os.unlink(state.path)
             self.table.forget(node, 0)
@@ -706,9 +721,10 @@ class S3FileSystem(Operations):
         new_bucket, new_key = target_dir.bucket or "", target_dir.prefix + name
         if len(new_key.encode()) > MAX_KEY_BYTES:
             raise FuseError(errno.ENAMETOOLONG)
-        with s3_errors(f"rename s3://{bucket}/{key} to s3://{new_bucket}/{new_key}"):
-            etag = self.s3.copy_object(bucket, key, new_bucket, new_key)
-            self.s3.delete_object(bucket, key)
+        store = self._store(node)
+        with self._errors("rename", node, key):
+            etag = store.copy_object(bucket, key, new_bucket, new_key)
+            store.delete_object(bucket, key)
         with self.lock:
             node.etag = etag
             node.checked_at = time.monotonic()
@@ -721,28 +737,29 @@ class S3FileSystem(Operations):
             self._finish(written)
         bucket, old_prefix = node.bucket or "", node.prefix
         new_bucket, new_prefix = target_dir.bucket or "", f"{target_dir.prefix}{name}/"
-        with s3_errors(f"rename s3://{bucket}/{old_prefix} to s3://{new_bucket}/{new_prefix}"):
-            keys = self._all_keys(bucket, old_prefix)
+        store = self._store(node)
+        with self._errors("rename", node, old_prefix):
+            keys = self._all_keys(store, bucket, old_prefix)
             if replaced is not None:
-                self.s3.delete_object(new_bucket, new_prefix)
+                store.delete_object(new_bucket, new_prefix)
             if not keys:  # an implicit directory with nothing in it: keep it as a marker
-                self.s3.put_object(new_bucket, new_prefix, b"")
+                store.put_object(new_bucket, new_prefix, b"")
             list(
                 self._pool.map(
-                    lambda key: self.s3.copy_object(
+                    lambda key: store.copy_object(
                         bucket, key, new_bucket, new_prefix + key[len(old_prefix) :]
                     ),
                     keys,
                 )
             )
             for start in range(0, len(keys), 1000):
-                self.s3.delete_objects(bucket, keys[start : start + 1000])
+                store.delete_objects(bucket, keys[start : start + 1000])
 
-    def _all_keys(self, bucket: str, prefix: str) -> list[str]:
+    def _all_keys(self, store: ObjectStore, bucket: str, prefix: str) -> list[str]:
         keys: list[str] = []
         token = None
         while True:
-            page = self.s3.list_page(bucket, prefix, delimiter=None, token=token)
+            page = store.list_page(bucket, prefix, delimiter=None, token=token)
             keys.extend(info.key for info in page.objects)
             token = page.next_token
             if not token:
@@ -752,8 +769,10 @@ class S3FileSystem(Operations):
         with self.lock:
             if any(_is_within(n, node) and n is not node for n in self.writing):
                 raise FuseError(errno.ENOTEMPTY)
-        with s3_errors(f"list s3://{node.bucket}/{node.prefix}"):
-            page = self.s3.list_page(node.bucket or "", node.prefix, delimiter=None, max_keys=2)
+        with self._errors("listDirectory", node, node.prefix):
+            page = self._store(node).list_page(
+                node.bucket or "", node.prefix, delimiter=None, max_keys=2
+            )
         if any(info.key != node.prefix for info in page.objects):
             raise FuseError(errno.ENOTEMPTY)
 
@@ -790,7 +809,7 @@ class S3FileSystem(Operations):
             raise
 
     def _existing(self, directory: Node, name: bytes) -> Node:
-        """The node for an existing name, resolved against S3 if not known and fresh."""
+        """The node for an existing name, resolved against the store if not known and fresh."""
         entry = self.lookup(Context(0, 0, 0, 0), directory.ino, name)
         with self.lock:
             node = self.table.get(entry.attr.ino) if entry.attr.ino else None
@@ -803,7 +822,7 @@ class S3FileSystem(Operations):
         """Validate a name to create inside a bucket directory."""
         directory = self._dir(parent)
         if directory.bucket is None:
-            raise FuseError(errno.EPERM)  # /fusion and /fusion/s3 are not writable
+            raise FuseError(errno.EPERM)  # /fusion and /fusion/<scheme> are not writable
         text = _decode(name)
         if text is None:
             raise FuseError(errno.EINVAL)
@@ -836,9 +855,32 @@ class S3FileSystem(Operations):
     def _target(self, node: Node) -> tuple[str, str]:
         return node.bucket or "", node.key
 
+    def _store(self, node: Node) -> ObjectStore:
+        return self.stores[node.scheme or ""]
+
+    def _uploader(self, node: Node) -> Uploader:
+        return self.uploaders[node.scheme or ""]
+
+    def _location(self, node: Node) -> str:
+        """The cache's name for the node's bucket: scheme and bucket, like `gs://b`."""
+        return f"{node.scheme}://{node.bucket}"
+
+    def _url(self, node: Node, key: str | None = None) -> str:
+        return f"{self._location(node)}/{node.key if key is None else key}"
+
+    def _path(self, node: Node, key: str | None = None) -> str:
+        """Where the object is under the mount (the `path` field of log lines)."""
+        return f"{self.mount}/{node.scheme}/{node.bucket}/{node.key if key is None else key}"
+
+    def _errors(
+        self, operation: str, node: Node, key: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """store_errors for an operation on `node` (or on `key` in the node's bucket)."""
+        return store_errors(operation, self._url(node, key), self._path(node, key))
+
     def _trusted(self, node: Node) -> bool:
         return (
-            node.ino == S3_ROOT_INO
+            node.bucket is None
             or node.write is not None
             or node.is_bucket
             or self._fresh(node.checked_at)
@@ -848,8 +890,19 @@ class S3FileSystem(Operations):
         return time.monotonic() - checked_at < self.ttl
 
 
+def cache_fetch(stores: Mapping[str, ObjectStore]) -> Fetch:
+    """The chunk cache's fetch from these stores (it names buckets as FusionFileSystem._location
+    does: `scheme://bucket`), pinned to the version the file was opened at."""
+
+    def fetch(location: str, key: str, offset: int, buf: memoryview, etag: str) -> int:
+        scheme, bucket = location.split("://", 1)
+        return stores[scheme].get_range_into(bucket, key, offset, buf, if_match=etag or None)
+
+    return fetch
+
+
 def _decode(name: bytes) -> str | None:
-    """A name the kernel gave us as a key component, or None if S3 cannot hold it."""
+    """A name the kernel gave us as a key component, or None if a store cannot hold it."""
     try:
         text = name.decode()
     except UnicodeDecodeError:

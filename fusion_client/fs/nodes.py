@@ -18,8 +18,8 @@ from fusion_client.fuse.ops import ROOT_INO, Attr, Entry
 if TYPE_CHECKING:
     from fusion_client.fs.writes import WriteState
 
-S3_ROOT_INO = 2  # /fusion/s3
-S3_ROOT_NAME = "s3"
+SCHEME_INOS = {"s3": 2, "gs": 3, "az": 4}  # /fusion/s3, /fusion/gs, /fusion/az
+LAST_ROOT_INO = max(SCHEME_INOS.values())
 
 DIR, FILE, LINK = stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK
 DEFAULT_PERMISSIONS = {DIR: 0o755, FILE: 0o644, LINK: 0o777}
@@ -31,9 +31,10 @@ class Node:
     kind: int  # DIR, FILE or LINK
     name: str
     parent: Node | None
-    bucket: str | None  # None for the mount root and /s3
+    scheme: str | None  # s3, gs or az: which store holds it; None for the mount root
+    bucket: str | None  # None for the mount root and the scheme directories
     size: int = 0
-    etag: str | None = None  # of the object version last seen in S3; None if only local
+    etag: str | None = None  # version token last seen in the store; None if only local
     mtime_ns: int = 0
     atime_ns: int | None = None  # session-only overrides (utimens, chmod...)
     mtime_set_ns: int | None = None
@@ -42,7 +43,7 @@ class Node:
     uid: int = 0
     gid: int = 0
     link_target: bytes | None = None
-    checked_at: float = 0.0  # monotonic time the attributes were last confirmed with S3
+    checked_at: float = 0.0  # monotonic time the attributes were last confirmed with the store
     lookups: int = 0
     opens: int = 0
     write: WriteState | None = None  # set while the file has local, not yet durable content
@@ -96,7 +97,7 @@ class Node:
 
 @dataclass(frozen=True, slots=True)
 class Listed:
-    """A child as S3 describes it (from a listing, HEAD or our own upload)."""
+    """A child as the store describes it (from a listing, HEAD or our own upload)."""
 
     kind: int
     size: int = 0
@@ -113,16 +114,21 @@ class InodeTable:
     owner_gid: int = field(default_factory=os.getgid)
     by_ino: dict[int, Node] = field(default_factory=dict)
     by_name: dict[tuple[int, str], Node] = field(default_factory=dict)
-    _numbers: itertools.count = field(default_factory=lambda: itertools.count(S3_ROOT_INO + 1))
+    schemes: tuple[str, ...] = ("s3",)  # the stores this mount serves, a directory each
+    _numbers: itertools.count = field(default_factory=lambda: itertools.count(LAST_ROOT_INO + 1))
 
     def __post_init__(self) -> None:
         now = time.time_ns()
-        root = Node(ROOT_INO, DIR, "", None, None, mtime_ns=now, lookups=1)
-        s3 = Node(S3_ROOT_INO, DIR, S3_ROOT_NAME, root, None, mtime_ns=now, lookups=1)
-        for node in (root, s3):
+        root = Node(ROOT_INO, DIR, "", None, None, None, mtime_ns=now, lookups=1)
+        nodes = [root]
+        for scheme in self.schemes:
+            node = Node(SCHEME_INOS[scheme], DIR, scheme, root, scheme, None, mtime_ns=now)
+            node.lookups = 1
+            self.by_name[(ROOT_INO, scheme)] = node
+            nodes.append(node)
+        for node in nodes:
             node.uid, node.gid = self.owner_uid, self.owner_gid
             self.by_ino[node.ino] = node
-        self.by_name[(ROOT_INO, S3_ROOT_NAME)] = s3
 
     def get(self, ino: int) -> Node | None:
         return self.by_ino.get(ino)
@@ -141,7 +147,7 @@ class InodeTable:
             if node is not None:
                 self.unlink(node)
             bucket = parent.bucket if parent.bucket is not None else name
-            node = Node(next(self._numbers), listed.kind, name, parent, bucket)
+            node = Node(next(self._numbers), listed.kind, name, parent, parent.scheme, bucket)
             node.uid, node.gid = self.owner_uid, self.owner_gid
             self.by_ino[node.ino] = node
             self.by_name[(parent.ino, name)] = node
@@ -177,7 +183,7 @@ class InodeTable:
 
     def _collect(self, node: Node) -> None:
         """Drop an inode the kernel has forgotten, unless a handle or a pending write holds it."""
-        if node.lookups or node.opens or node.write is not None or node.ino <= S3_ROOT_INO:
+        if node.lookups or node.opens or node.write is not None or node.ino <= LAST_ROOT_INO:
             return
         self.by_ino.pop(node.ino, None)
         if node.parent is not None and self.by_name.get((node.parent.ino, node.name)) is node:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fusion_client.s3 import ObjectInfo
+    from fusion_client.store import ObjectInfo
     from fusion_client.upload import ObjectUpload, Uploader
 
 Download = Callable[[int], None]

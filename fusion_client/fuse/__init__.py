@@ -4,7 +4,7 @@ A file system implements `Operations` (ops.py); the protocol layer here decodes 
 dispatches them and writes replies. It knows nothing about S3.
 """
 
-from fusion_client.fuse.mounting import MountOptions, mount
+from fusion_client.fuse.mounting import MountOptions, clear_dead_mount, mount
 from fusion_client.fuse.ops import (
     ROOT_INO,
     Attr,
@@ -39,5 +39,6 @@ __all__ = [
     "SessionError",
     "SetAttr",
     "StatFs",
+    "clear_dead_mount",
     "mount",
 ]

@@ -78,6 +78,22 @@ def mount(ops: Operations, mountpoint: str, options: MountOptions | None = None)
     )
 
 
+def clear_dead_mount(mountpoint: str) -> bool:
+    """Detach a dead FUSE mount left at `mountpoint` by a killed client ("Transport endpoint is
+    not connected"), so a new one can take its place; True if there was one."""
+    try:
+        os.stat(mountpoint)
+    except OSError as e:
+        if e.errno != errno.ENOTCONN:
+            return False
+        try:
+            system.umount2(mountpoint, system.MNT_DETACH)
+        except OSError:
+            return False  # _check_mountpoint explains what to do
+        return True
+    return False
+
+
 def _check_mountpoint(mountpoint: str) -> int:
     try:
         st = os.stat(mountpoint)

@@ -7,7 +7,6 @@ what to write back, so every opcode can be unit tested with bytes alone; `sessio
 from __future__ import annotations
 
 import errno
-import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,8 +25,9 @@ from fusion_client.fuse.ops import (
     Operations,
     SetAttr,
 )
+from fusion_client.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger("fuse")
 
 # Capabilities we ask for (each only if the kernel offers it). Deliberately NOT requested:
 # - WRITEBACK_CACHE: the kernel would buffer, merge and reorder writes and send them late (even

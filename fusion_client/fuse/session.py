@@ -14,7 +14,6 @@ import atexit
 import contextlib
 import errno
 import fcntl
-import logging
 import mmap
 import os
 import struct
@@ -27,8 +26,9 @@ from fusion_client.fuse import abi, system
 from fusion_client.fuse.ops import ConnInfo, ReadReply
 from fusion_client.fuse.protocol import NO_REPLY, EntryReply, Protocol
 from fusion_client.fuse.system import MountError
+from fusion_client.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger("fuse")
 
 DEFAULT_THREADS = 4
 _RETRY_READ = frozenset({errno.EINTR, errno.EAGAIN, errno.ENOENT})  # ENOENT: request was aborted

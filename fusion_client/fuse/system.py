@@ -14,6 +14,7 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
 MNT_DETACH = 2
+PR_SET_PDEATHSIG = 1
 FUSECTL = "/sys/fs/fuse/connections"
 
 
@@ -35,6 +36,13 @@ def mount(source: str, target: str, fstype: str, flags: int, data: str | None) -
     if _libc().mount(source.encode(), target.encode(), fstype.encode(), flags, raw) != 0:
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code), target)
+
+
+def set_parent_death_signal(signum: int) -> None:
+    """prctl(PR_SET_PDEATHSIG): the kernel sends `signum` to this process when its parent dies."""
+    if _libc().prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
 
 
 def umount2(target: str, flags: int) -> None:

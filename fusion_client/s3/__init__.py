@@ -1,8 +1,8 @@
 """Stdlib-only S3 client for the Fusion file system (see client.py for behaviour, config.py for
 the environment variables it reads)."""
 
-from .client import S3Client, S3Stats
-from .config import RetryPolicy, S3Config
+from .client import S3Client
+from .config import S3Config
 from .credentials import CredentialChain, Credentials
 from .errors import (
     AccessDenied,
@@ -13,26 +13,21 @@ from .errors import (
     PreconditionFailed,
     S3ConnectionError,
     S3Error,
+    SlowDown,
 )
-from .model import FileRange, ListPage, ObjectInfo, StagingChanged
 
 __all__ = [
     "AccessDenied",
     "CredentialChain",
     "Credentials",
     "CredentialsError",
-    "FileRange",
-    "ListPage",
     "NoSuchBucket",
     "NoSuchKey",
     "NoSuchUpload",
-    "ObjectInfo",
     "PreconditionFailed",
-    "RetryPolicy",
     "S3Client",
     "S3Config",
     "S3ConnectionError",
     "S3Error",
-    "S3Stats",
-    "StagingChanged",
+    "SlowDown",
 ]

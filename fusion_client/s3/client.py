@@ -20,17 +20,34 @@ import base64
 import contextlib
 import hashlib
 import http.client
-import logging
 import os
 import re
 import ssl
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote
+
+from fusion_client.log import get_logger
+from fusion_client.store.http import (
+    TRANSPORT_ERRORS,
+    ShortBody,
+    body_length,
+    read_range,
+    send_body,
+)
+from fusion_client.store.model import (
+    Body,
+    FileRange,
+    ListPage,
+    ObjectInfo,
+    StoreStats,
+    http_date_ns,
+    strip_etag,
+)
+from fusion_client.store.pool import PoolManager
 
 from . import responses
 from .config import S3Config, Target
@@ -43,16 +60,12 @@ from .errors import (
     S3Error,
     error_for,
 )
-from .model import FileRange, ListPage, ObjectInfo, http_date_ns, strip_etag
-from .pool import PoolManager
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, authorization, canonical_query
 
-log = logging.getLogger(__name__)
+log = get_logger("s3")
 
 T = TypeVar("T")
-Body = bytes | bytearray | memoryview | FileRange
 
-TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
 RETRIABLE_CODES = frozenset(
     {
         "InternalError",
@@ -75,7 +88,6 @@ CLOCK_SKEW_CODES = frozenset({"RequestTimeTooSkewed", "RequestExpired"})
 MAX_UNNOTICED_SKEW = 300.0  # S3 accepts requests up to 15 minutes off its clock
 MAX_COPY_SIZE = 5 * 2**30
 COPY_PART_SIZE = 512 * 2**20
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -86,29 +98,6 @@ def is_retriable(error: S3Error) -> bool:
         or error.code in RETRIABLE_CODES
         or isinstance(error, S3ConnectionError)
     )
-
-
-class S3Stats:
-    """Counters for the exit summary and for tests (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.retries = 0
-        self.bytes_sent = 0
-        self.bytes_received = 0
-        self.retries_by_op: dict[str, int] = {}
-
-    def add(self, *, requests: int = 0, sent: int = 0, received: int = 0) -> None:
-        with self._lock:
-            self.requests += requests
-            self.bytes_sent += sent
-            self.bytes_received += received
-
-    def retried(self, op: str) -> None:
-        with self._lock:
-            self.retries += 1
-            self.retries_by_op[op] = self.retries_by_op.get(op, 0) + 1
 
 
 @dataclass(slots=True)
@@ -137,16 +126,12 @@ class _Resign(Exception):
     """Sign the request again: S3 named the bucket's real region or its own clock time."""
 
 
-class _ShortBody(Exception):
-    """The connection ended mid-body after `count` bytes arrived (resume from there)."""
-
-    def __init__(self, count: int, etag: str) -> None:
-        super().__init__(count)
-        self.count = count
-        self.etag = etag
-
-
 class S3Client:
+    """The S3 ObjectStore (fusion_client.store.interface)."""
+
+    scheme = "s3"
+    provider = "s3"
+
     def __init__(self, config: S3Config, credentials: CredentialChain | None) -> None:
         """`credentials` None means anonymous (unsigned) requests."""
         self.config = config
@@ -160,7 +145,7 @@ class S3Client:
         )
         self._bucket_regions: dict[str, str] = {}
         self._clock_skew = 0.0  # S3's clock minus ours, learned from RequestTimeTooSkewed
-        self.stats = S3Stats()
+        self.stats = StoreStats()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> S3Client:
@@ -203,12 +188,14 @@ class S3Client:
             call = _Call("GetObject", "GET", bucket, key, headers=headers, ok=(200, 206, 416))
             dest = view[done:]
             try:
-                count, seen = self._perform(call, lambda r, d=dest, s=start: _read_range(r, d, s))
-            except _ShortBody as short:
+                count, seen = self._perform(
+                    call, lambda r, d=dest, s=start: read_range(r, d, s, _etag_of)
+                )
+            except ShortBody as short:
                 log.debug("GET %s: body cut after %d bytes, resuming", call.resource, short.count)
                 done += short.count
                 self.stats.add(received=short.count)
-                etag = etag or short.etag or None
+                etag = etag or short.version or None
                 self.stats.retried("GetObject")
                 continue
             done += count
@@ -472,9 +459,9 @@ class S3Client:
         headers = {"Host": target.host_header, **call.headers}
         if self.config.requester_pays:
             headers["x-amz-request-payer"] = "requester"
-        body_length = _body_length(call.body)
+        length = body_length(call.body)
         if call.body is not None or call.method in ("PUT", "POST"):
-            headers["Content-Length"] = str(body_length)
+            headers["Content-Length"] = str(length)
         self._sign(call, target, query, headers, region)
 
         pool = self._pools.pool(target.endpoint)
@@ -485,10 +472,10 @@ class S3Client:
             conn.putrequest(call.method, url, skip_host=True, skip_accept_encoding=True)
             for name, value in headers.items():
                 conn.putheader(name, value)
-            _send_body(conn, call.body)
+            send_body(conn, call.body)
             resp = conn.getresponse()
             responded = True
-            self.stats.add(requests=1, sent=body_length)
+            self.stats.add(requests=1, sent=length)
             error: S3Error | None = None
             if resp.status in call.ok:
                 result = read(resp)
@@ -591,30 +578,12 @@ def _payload_hash(body: Body | None, signed: bool) -> str:
     return UNSIGNED_PAYLOAD
 
 
-def _body_length(body: Body | None) -> int:
-    if body is None:
-        return 0
-    if isinstance(body, FileRange):
-        return body.length
-    return memoryview(body).nbytes
-
-
-def _send_body(conn: http.client.HTTPConnection, body: Body | None) -> None:
-    if body is None:
-        conn.endheaders()
-    elif isinstance(body, FileRange):
-        conn.endheaders()
-        for chunk in body.chunks():
-            conn.send(chunk)
-    elif len(body) <= 65536:
-        conn.endheaders(bytes(body))  # one segment with the headers
-    else:
-        conn.endheaders()
-        conn.send(memoryview(body))
-
-
 def _drain(resp: http.client.HTTPResponse) -> None:
     resp.read()
+
+
+def _etag_of(resp: http.client.HTTPResponse) -> str:
+    return strip_etag(resp.getheader("ETag", ""))
 
 
 def _etag_header(resp: http.client.HTTPResponse) -> str:
@@ -637,40 +606,3 @@ def _object_info(key: str, resp: http.client.HTTPResponse) -> ObjectInfo:
         last_modified_ns=http_date_ns(modified) if modified else 0,
         metadata=metadata,
     )
-
-
-def _read_range(resp: http.client.HTTPResponse, dest: memoryview, start: int) -> tuple[int, str]:
-    """Read a ranged GET's body into `dest`; (count, etag). A body cut short raises a transport
-    error when nothing arrived (retried) or _ShortBody (resumed by the caller)."""
-    if resp.status == 416:  # range starts at or past the end: EOF
-        resp.read()
-        return 0, ""
-    etag = strip_etag(resp.getheader("ETag", ""))
-    if resp.status == 206:
-        match = _CONTENT_RANGE.match(resp.getheader("Content-Range", ""))
-        if match is None or int(match.group(1)) != start:
-            raise S3Error(
-                0, "MalformedResponse", f"bad Content-Range {resp.getheader('Content-Range')!r}"
-            )
-        expected = int(match.group(2)) - start + 1
-    elif start == 0:  # a server that ignores Range sends the whole object
-        expected = int(resp.getheader("Content-Length", "0"))
-    else:
-        raise S3Error(0, "RangeIgnored", "server answered a ranged GET with the whole object")
-    expected = min(expected, len(dest))
-    got = 0
-    while got < expected:
-        try:
-            n = resp.readinto(dest[got:expected])
-        except TRANSPORT_ERRORS:
-            if got == 0:
-                raise
-            n = 0
-        if not n:
-            break
-        got += n
-    if got < expected:
-        if got == 0:
-            raise http.client.IncompleteRead(b"", expected)
-        raise _ShortBody(got, etag)
-    return got, etag

@@ -16,7 +16,6 @@ from __future__ import annotations
 import configparser
 import http.client
 import json
-import logging
 import os
 import threading
 import time
@@ -27,9 +26,11 @@ from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 from xml.etree import ElementTree
 
+from fusion_client.log import get_logger
+
 from .errors import CredentialsError
 
-log = logging.getLogger(__name__)
+log = get_logger("s3")
 
 ECS_ENDPOINT = "http://169.254.170.2"
 IMDS_ENDPOINT = "http://169.254.169.254"

@@ -1,65 +1,20 @@
-"""S3 errors: one exception family so callers catch `S3Error` and branch on the subclass.
-
-Every error carries what an operator needs to act on it: HTTP status (0 when no response
-arrived), the S3 error code, the server's message, the request id, and the resource.
-"""
+"""S3's members of the store error family (fusion_client.store.errors): callers catch the
+generic classes; the S3 names say which S3 answer produced them."""
 
 from __future__ import annotations
 
-
-class S3Error(Exception):
-    status: int
-    code: str
-    message: str
-    request_id: str | None
-    resource: str
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str = "",
-        *,
-        request_id: str | None = None,
-        resource: str = "",
-    ) -> None:
-        self.status = status
-        self.code = code
-        self.message = message
-        self.request_id = request_id
-        self.resource = resource
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return self.describe(with_resource=True)
-
-    def describe(self, *, with_resource: bool) -> str:
-        """One line for logs; without the resource when the caller already names it."""
-        where = f" on {self.resource}" if self.resource and with_resource else ""
-        status = f"HTTP {self.status} " if self.status else ""
-        text = f"{status}{self.code}{where}"
-        if self.message:
-            text += f": {self.message}"
-        if self.request_id:
-            text += f" (request id {self.request_id})"
-        return text
-
-    def __reduce__(self):  # keep pickling/copying working despite the keyword-only fields
-        return (
-            _rebuild,
-            (type(self), self.status, self.code, self.message, self.request_id, self.resource),
-        )
+from fusion_client.store import errors as store
 
 
-def _rebuild(cls, status, code, message, request_id, resource):  # type: ignore[no-untyped-def]
-    return cls(status, code, message, request_id=request_id, resource=resource)
+class S3Error(store.StoreError):
+    provider = "s3"
 
 
-class NoSuchKey(S3Error):
+class NoSuchKey(S3Error, store.ObjectNotFound):
     """The object does not exist (GET/HEAD 404)."""
 
 
-class NoSuchBucket(S3Error):
+class NoSuchBucket(S3Error, store.BucketNotFound):
     """The bucket does not exist."""
 
 
@@ -67,26 +22,30 @@ class NoSuchUpload(S3Error):
     """The multipart upload id is unknown (completed, aborted or expired)."""
 
 
-class PreconditionFailed(S3Error):
+class PreconditionFailed(S3Error, store.PreconditionFailed):
     """If-Match did not match: the object changed since its ETag was learned (412)."""
 
 
-class AccessDenied(S3Error):
+class AccessDenied(S3Error, store.AccessDenied):
     """Credentials are missing, wrong or lack permission (403)."""
 
 
-class S3ConnectionError(S3Error):
+class SlowDown(S3Error, store.Throttled):
+    """S3 kept throttling (503 SlowDown, 429) after every retry."""
+
+
+class S3ConnectionError(S3Error, store.StoreUnavailable):
     """No usable response after every retry: the endpoint is down or unreachable."""
 
     def __init__(self, message: str, *, resource: str = "") -> None:
-        super().__init__(0, "ConnectionError", message, resource=resource)
+        store.StoreUnavailable.__init__(self, message, resource=resource)
 
 
-class CredentialsError(S3Error):
+class CredentialsError(S3Error, store.CredentialsError):
     """No credentials could be found or refreshed."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(0, "CredentialsError", message)
+        store.CredentialsError.__init__(self, message)
 
 
 _BY_CODE: dict[str, type[S3Error]] = {
@@ -95,6 +54,7 @@ _BY_CODE: dict[str, type[S3Error]] = {
     "NoSuchUpload": NoSuchUpload,
     "PreconditionFailed": PreconditionFailed,
     "AccessDenied": AccessDenied,
+    "SlowDown": SlowDown,
 }
 
 
@@ -116,6 +76,8 @@ def error_for(
             cls = PreconditionFailed
         elif status == 403:
             cls = AccessDenied
+        elif status in (429, 503):
+            cls = SlowDown
         else:
             cls = S3Error
     if not code:

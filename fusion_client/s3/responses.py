@@ -10,8 +10,9 @@ import xml.etree.ElementTree as ET
 from urllib.parse import unquote_plus
 from xml.sax.saxutils import escape
 
+from fusion_client.store.model import ListPage, ObjectInfo, iso8601_ns, strip_etag
+
 from .errors import S3Error, error_for
-from .model import ListPage, ObjectInfo, iso8601_ns, strip_etag
 
 
 class MalformedResponse(S3Error):

@@ -3,15 +3,15 @@
 The file system writes every byte to a staging file first and tells the object's ObjectUpload
 which range it wrote. As soon as the bytes written from offset 0 onwards cover a whole part,
 that part is sent by the shared worker pool, so by the time the writer closes the file most of
-it is already in S3 and finish() only sends the tail and completes the upload.
+it is already in the store and finish() only sends the tail and completes the upload.
 
 Memory stays bounded whatever the file size or number of writers: parts are streamed from the
 staging file through a 1 MiB per-worker buffer (FileRange), never held in memory, and at most
 `workers` requests run at once. The staging file is the only copy until finish() returns.
 
 Semantics (what the file system can promise users):
-- finish() (close/fsync) returns only once the object is durable in S3; it raises UploadError,
-  naming the object, when that finally failed after the S3 client's retries.
+- finish() (close/fsync) returns only once the object is durable in the store; it raises
+  UploadError, naming the object, when that finally failed after the store client's retries.
 - Sequential writers get eager parts. A write below bytes already sent (rewrite, random write),
   a truncation, or a failed eager part switches the object to a fresh upload of the whole
   staging file at finish(), so the object always equals the staging file at finish time.
@@ -24,7 +24,6 @@ Semantics (what the file system can promise users):
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import time
@@ -33,9 +32,11 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TypeVar
 
-from fusion_client.s3 import FileRange, ObjectInfo, S3Client, S3Error
+from fusion_client.log import get_logger
+from fusion_client.store import FileRange, ObjectInfo, ObjectStore, StoreError
+from fusion_client.store.errors import log_fields
 
-log = logging.getLogger(__name__)
+log = get_logger("upload")
 T = TypeVar("T")
 
 MIN_PART_SIZE = 5 * 2**20
@@ -45,27 +46,32 @@ UPLOAD_OPS = ("PutObject", "UploadPart", "CreateMultipartUpload", "CompleteMulti
 
 @dataclass(frozen=True, slots=True)
 class UploadFailure:
+    scheme: str
     bucket: str
     key: str
     cause: str
 
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.bucket}/{self.key}"
+
     def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.key}: {self.cause}"
+        return f"{self.url}: {self.cause}"
 
 
 class UploadError(Exception):
     """An object could not be made durable; the message names it and the cause."""
 
-    def __init__(self, bucket: str, key: str, cause: str) -> None:
-        self.failure = UploadFailure(bucket, key, cause)
-        super().__init__(f"upload of s3://{bucket}/{key} failed: {cause}")
+    def __init__(self, failure: UploadFailure) -> None:
+        self.failure = failure
+        super().__init__(f"upload of {failure.url} failed: {failure.cause}")
 
 
 class UploadStats:
     """Counters for the exit summary (thread-safe)."""
 
-    def __init__(self, s3: S3Client) -> None:
-        self._s3 = s3
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
         self._lock = threading.Lock()
         self.objects = 0
         self.parts = 0
@@ -76,7 +82,7 @@ class UploadStats:
     @property
     def retries(self) -> int:
         """Retried upload requests (PutObject, UploadPart, Create/Complete)."""
-        by_op = self._s3.stats.retries_by_op
+        by_op = self._store.stats.retries_by_op
         return sum(by_op.get(op, 0) for op in UPLOAD_OPS)
 
     def add(self, **counts: int) -> None:
@@ -97,14 +103,14 @@ def part_span(number: int, part_size: int) -> tuple[int, int]:
 
 
 class Uploader:
-    """One per mount: a bounded pool of workers shared by every object being written."""
+    """One per store of a mount: a bounded pool of workers shared by every object written."""
 
-    def __init__(self, s3: S3Client, *, part_size: int = 8 * 2**20, workers: int = 8) -> None:
+    def __init__(self, store: ObjectStore, *, part_size: int = 8 * 2**20, workers: int = 8) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part size {part_size} is below S3's minimum of 5 MiB")
-        self.s3 = s3
+        self.store = store
         self.part_size = part_size
-        self.stats = UploadStats(s3)
+        self.stats = UploadStats(store)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fusion-upload")
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -142,9 +148,7 @@ class Uploader:
             leftovers = list(self._pending)
         for upload in leftovers:
             if not upload.finishing:
-                log.warning(
-                    "s3://%s/%s still open at exit: uploading it", upload.bucket, upload.key
-                )
+                log.warning("%s still open at exit: uploading it", upload.resource)
                 # Own thread: finish() waits on parts queued in the pool.
                 threading.Thread(target=_finish_quietly, args=(upload,), daemon=True).start()
         with self._lock:
@@ -155,7 +159,7 @@ class Uploader:
                 self._changed.wait(remaining)
             failures = list(self._failures.values())
             failures += [
-                UploadFailure(u.bucket, u.key, f"not durable after {timeout:.0f}s")
+                UploadFailure(u.scheme, u.bucket, u.key, f"not durable after {timeout:.0f}s")
                 for u in self._pending
             ]
         return failures
@@ -198,11 +202,12 @@ class ObjectUpload:
     def __init__(
         self, uploader: Uploader, bucket: str, key: str, fd: int, metadata: dict[str, str]
     ) -> None:
+        self.scheme = uploader.store.scheme
         self.bucket = bucket
         self.key = key
         self.metadata = metadata
         self._up = uploader
-        self._s3 = uploader.s3
+        self._store = uploader.store
         self._fd = fd
         self._lock = threading.Lock()
         self._finish_lock = threading.Lock()
@@ -217,7 +222,7 @@ class ObjectUpload:
 
     @property
     def resource(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
+        return f"{self.scheme}://{self.bucket}/{self.key}"
 
     def written(self, offset: int, length: int) -> None:
         """`length` bytes at `offset` reached the staging file: send every newly complete part
@@ -257,7 +262,7 @@ class ObjectUpload:
 
     def finish(self) -> ObjectInfo | None:
         """Make the object durable (close/fsync): send what is left and complete the upload.
-        Blocks until S3 has it; raises UploadError naming the object if that finally failed.
+        Blocks until the store has it; raises UploadError naming the object if that finally failed.
         Returns None only for an aborted upload."""
         with self._finish_lock:
             with self._lock:
@@ -273,19 +278,22 @@ class ObjectUpload:
                 size = os.fstat(self._fd).st_size
                 etag = self._upload(session, restart, size)
             except Exception as exc:
-                if isinstance(exc, S3Error):  # UploadFailure names the object already
+                extra: dict[str, object] = {"operation": "Write"}
+                if isinstance(exc, StoreError):  # UploadFailure names the object already
                     cause = exc.describe(with_resource=exc.resource != self.resource)
+                    extra.update(log_fields(exc))
                 else:
                     cause = str(exc) or type(exc).__name__
-                failure = UploadFailure(self.bucket, self.key, cause)
-                log.error("upload failed: %s", failure)
+                    extra["error"] = cause
+                failure = UploadFailure(self.scheme, self.bucket, self.key, cause)
+                log.error("upload failed: %s", failure, extra=extra)
                 with self._lock:
                     self.finishing = False
                     self._restart = True  # a later finish() retries from the staging file
                     self._pending = False
                 self._up._record_outcome(self, failure)
                 self._up._set_pending(self, False)
-                raise UploadError(self.bucket, self.key, cause) from exc
+                raise UploadError(failure) from exc
             info = ObjectInfo(self.key, size, etag, time.time_ns(), dict(self.metadata))
             with self._lock:
                 self.finishing = False
@@ -303,7 +311,7 @@ class ObjectUpload:
 
     def abort(self) -> None:
         """Drop the upload (file unlinked before close): pending parts are cancelled and any
-        multipart upload is aborted in the background; nothing is written to S3."""
+        multipart upload is aborted in the background; nothing is written to the store."""
         with self._lock:
             self._aborted = True
             self._pending = False
@@ -320,10 +328,7 @@ class ObjectUpload:
                 return session.complete(size)
             except Exception as exc:  # a part failed or the staging file changed under it
                 log.warning(
-                    "eager upload of s3://%s/%s failed (%s); uploading it again",
-                    self.bucket,
-                    self.key,
-                    exc,
+                    "eager upload of %s failed (%s); uploading it again", self.resource, exc
                 )
                 restart = True
         if session is not None:
@@ -331,7 +336,7 @@ class ObjectUpload:
         if restart:
             self._up.stats.add(restarts=1)
         if size < self._up.part_size:
-            etag = self._s3.put_object(
+            etag = self._store.put_object(
                 self.bucket, self.key, FileRange(self._fd, 0, size), metadata=self.metadata
             )
             self._up.stats.add(parts=1, bytes_uploaded=size)
@@ -360,7 +365,7 @@ class _MultipartSession:
 
     def __init__(self, upload: ObjectUpload) -> None:
         self._upload = upload
-        self._s3 = upload._s3
+        self._store = upload._store
         self._id_lock = threading.Lock()
         self.upload_id: str | None = None
         self.next_number = 1
@@ -382,7 +387,7 @@ class _MultipartSession:
         wait(self._parts.values())
         parts = [(n, f.result()) for n, f in sorted(self._parts.items())]  # raises a part error
         up = self._upload
-        return self._s3.complete_multipart_upload(
+        return self._store.complete_multipart_upload(
             up.bucket, up.key, self._ensure_upload_id(), parts
         )
 
@@ -400,17 +405,15 @@ class _MultipartSession:
         if upload_id is not None:
             up = self._upload
             try:
-                self._s3.abort_multipart_upload(up.bucket, up.key, upload_id)
-            except S3Error as exc:  # S3 expires it through lifecycle rules at worst
-                log.warning(
-                    "could not abort multipart upload of s3://%s/%s: %s", up.bucket, up.key, exc
-                )
+                self._store.abort_multipart_upload(up.bucket, up.key, upload_id)
+            except StoreError as exc:  # the store expires it (lifecycle rules) at worst
+                log.warning("could not abort multipart upload of %s: %s", up.resource, exc)
 
     def _ensure_upload_id(self) -> str:
         with self._id_lock:
             if self.upload_id is None:
                 up = self._upload
-                self.upload_id = self._s3.create_multipart_upload(
+                self.upload_id = self._store.create_multipart_upload(
                     up.bucket, up.key, metadata=up.metadata
                 )
             return self.upload_id
@@ -421,7 +424,7 @@ class _MultipartSession:
         up = self._upload
         try:
             upload_id = self._ensure_upload_id()
-            etag = self._s3.upload_part(
+            etag = self._store.upload_part(
                 up.bucket, up.key, upload_id, number, FileRange(up._fd, offset, size)
             )
         except Exception:

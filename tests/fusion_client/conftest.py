@@ -61,7 +61,8 @@ class FusionMount:
     mounted: MountedFileSystem
 
     def path(self, bucket: str, key: str = "") -> Path:
-        return self.root / "s3" / bucket / key if key else self.root / "s3" / bucket
+        folder = self.root / self.server.scheme / bucket
+        return folder / key if key else folder
 
 
 def mount_fusion(server: S3Server, base: Path, **env: str) -> Iterator[FusionMount]:

@@ -30,6 +30,8 @@ PEER_FIXTURES = frozenset(
         "fusion_proxy",
         "s3rver",
         "moto_s3",
+        "fake_gcs",
+        "azurite",
         "redis_server",
         "fusion_build",
         "dockerd",

@@ -31,6 +31,7 @@ _bucket_numbers = itertools.count(1)
 
 @dataclass
 class S3Server:
+    scheme = "s3"  # the directory under a Fusion mount
     name: str
     endpoint: str  # http://127.0.0.1:PORT
     access_key: str
@@ -71,6 +72,22 @@ class S3Server:
         name = f"{prefix}-{os.getpid()}-{next(_bucket_numbers)}"
         self.boto3_client().create_bucket(Bucket=name)
         return name
+
+    # The same checks as the other clouds' emulators (tests/support/cloudservers.py) offer:
+
+    def env_through(self, endpoint: str, **extra: str) -> dict[str, str]:
+        """env() for reaching this server through a proxy at `endpoint`."""
+        return self.env(AWS_ENDPOINT_URL=endpoint, **extra)
+
+    def get(self, bucket: str, key: str) -> bytes:
+        return self.boto3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        self.boto3_client().put_object(Bucket=bucket, Key=key, Body=data)
+
+    def keys(self, bucket: str) -> list[str]:
+        pages = self.boto3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
 
 def start_s3rver(log_dir: Path, data_dir: Path, tls: tuple[Path, Path] | None = None) -> S3Server:

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from fusion_client.s3 import S3Client, S3ConnectionError, pool
+from fusion_client.s3 import S3Client, S3ConnectionError
+from fusion_client.store import pool
 from tests.support.s3servers import S3Server, start_s3rver
 
 pytestmark = pytest.mark.e2e

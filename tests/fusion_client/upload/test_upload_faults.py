@@ -107,7 +107,7 @@ def test_error_inside_a_200_complete_response_is_retried(s3rver, fault_proxy, up
     upload.finish()
     assert_stored(s3rver, bucket, "complete.bin", data)
     assert fault_proxy.pending_faults() == 0
-    assert uploader.s3.stats.retries_by_op == {"CompleteMultipartUpload": 1}
+    assert uploader.store.stats.retries_by_op == {"CompleteMultipartUpload": 1}
 
 
 def test_a_failed_part_stops_the_parts_queued_behind_it(s3rver, fault_proxy, tmp_path):

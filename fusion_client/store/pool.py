@@ -3,7 +3,7 @@ an HTTP proxy (a CONNECT tunnel per connection).
 
 Bounded: at most `max_connections` connections per endpoint exist at once (callers beyond that
 wait), and idle ones are reused most-recently-used first and dropped after IDLE_TIMEOUT, before
-S3 would close them under us. A connection that saw any error is closed, never pooled.
+the store would close them under us. A connection that saw any error is closed, never pooled.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from .config import Endpoint, Proxy
-from .errors import S3ConnectionError
+from .endpoints import Endpoint, Proxy
+from .errors import StoreUnavailable
 
 IDLE_TIMEOUT = 20.0
 
@@ -141,7 +141,7 @@ class PoolManager:
         try:
             return ssl.create_default_context(cafile=cafile)
         except (OSError, ssl.SSLError) as exc:
-            raise S3ConnectionError(f"cannot load CA bundle {cafile}: {exc}") from exc
+            raise StoreUnavailable(f"cannot load CA bundle {cafile}: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:

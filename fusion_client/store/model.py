@@ -1,4 +1,5 @@
-"""Values exchanged with the S3 client: object descriptions, listing pages and request bodies."""
+"""Values exchanged with every object store: object descriptions, listing pages, request bodies
+and the per-store request counters."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from email.utils import parsedate_to_datetime
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
-    """One object version. `etag` is stored without the surrounding quotes S3 puts on it, so
-    HEAD, listings and uploads agree; the client re-quotes it for If-Match."""
+    """One object version. `etag` is the store's opaque version token, which a ranged read can
+    be pinned to: S3's and Azure's ETag without the surrounding quotes (HEAD, listings and
+    uploads agree; the client re-quotes it for If-Match), GCS's generation number."""
 
     key: str
     size: int
@@ -112,3 +114,30 @@ def http_date_ns(text: str) -> int:
 def _datetime_ns(dt: datetime) -> int:
     whole = int(dt.replace(microsecond=0).timestamp())
     return whole * 1_000_000_000 + dt.microsecond * 1000
+
+
+class StoreStats:
+    """Counters for the exit summary and for tests (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.retries_by_op: dict[str, int] = {}
+
+    def add(self, *, requests: int = 0, sent: int = 0, received: int = 0) -> None:
+        with self._lock:
+            self.requests += requests
+            self.bytes_sent += sent
+            self.bytes_received += received
+
+    def retried(self, op: str) -> None:
+        with self._lock:
+            self.retries += 1
+            self.retries_by_op[op] = self.retries_by_op.get(op, 0) + 1
+
+
+Body = bytes | bytearray | memoryview | FileRange
+"""A request body: bytes in memory or a range of a local file read on demand."""
