@@ -109,3 +109,17 @@ async def test_oversized_request_body_is_a_413(api: TestClient, monkeypatch) -> 
     status, body = await submit(api, request)
     assert status == 413
     assert "request body is over" in body["message"]
+
+
+async def test_deeply_nested_request_body_is_a_400(api: TestClient) -> None:
+    nested = b'{"containerImage":"busybox:1","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = await api.post("/v1alpha2/container", data=nested)
+    assert response.status == 400
+    assert "nested" in (await response.json())["message"]
+
+
+@pytest.mark.parametrize("image", ["busybox\n:1", "busybox:1\n\n:2", "org/tool\n"])
+async def test_image_name_with_a_newline_inside_is_a_400(api: TestClient, image: str) -> None:
+    status, body = await submit(api, {"containerImage": image})
+    assert status == 400
+    assert body["message"].startswith("containerImage:")

@@ -55,13 +55,23 @@ def _url(server: TestServer, path: str) -> str:
         "::ffff:127.0.0.1",
         "0.0.0.0",
         "224.0.0.1",
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "64:ff9b:1::a00:1",  # local-use NAT64
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "::127.0.0.1",  # IPv4-compatible
+        "::a9fe:a9fe",
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
     assert refused_address(address)
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700::1111"])
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "2606:4700::1111", "64:ff9b::808:808", "2002:808:808::1"]
+)
 def test_public_addresses_are_allowed(address: str) -> None:
     assert not refused_address(address)
 

@@ -287,3 +287,23 @@ async def test_concurrent_cold_pulls_share_one_augmentation(fake):
     assert {r.status for r in responses} == {200}
     manifest_gets = [s for s in script.seen if s[0] == "GET" and "/manifests/" in s[1]]
     assert len(manifest_gets) == 1
+
+
+async def test_upstream_manifest_nested_thousands_deep_is_manifest_invalid(fake):
+    script, client = fake
+    script.manifest = b'{"schemaVersion":2,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = await client.get("/v2/org/tool/manifests/1", headers=ACCEPT)
+    assert response.status == 502
+    assert error(await response.read())["code"] == "MANIFEST_INVALID"
+
+
+async def test_range_with_thousands_of_digits_is_not_a_server_error(fake):
+    script, client = fake
+    digest = next(iter(script.blobs))
+    assert (await client.get(f"/v2/org/tool/blobs/{digest}")).status == 200
+    await client.app[BLOB_CACHE].settled()
+    response = await client.get(
+        f"/v2/org/tool/blobs/{digest}", headers={"Range": "bytes=0-" + "9" * 5000}
+    )
+    assert response.status == 206
+    assert await response.read() == script.blobs[digest]

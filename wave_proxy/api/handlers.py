@@ -89,6 +89,8 @@ async def read_json(request: web.Request, body_key: str | None = "towerAccessTok
         body = json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "request body is nested too deeply") from None
     in_body = body.get(body_key) if isinstance(body, dict) and body_key else None
     check_api_key(request, in_body)
     return body

@@ -25,7 +25,7 @@ from wave_proxy.store.metadata import MetadataStore
 TOKEN_BYTES = 12
 EXPIRED_GRACE = 24 * 3600.0
 _KEY = "token/"
-_TOKEN = re.compile(r"^[a-f0-9]{12,64}$")
+_TOKEN = re.compile(r"[a-f0-9]{12,64}")
 
 
 def new_token() -> str:
@@ -33,7 +33,7 @@ def new_token() -> str:
 
 
 def looks_like_token(text: str) -> bool:
-    return bool(_TOKEN.match(text))
+    return bool(_TOKEN.fullmatch(text))
 
 
 def iso_time(epoch: float) -> str:
