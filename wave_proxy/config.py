@@ -180,6 +180,11 @@ def parse_registries(value: Any) -> dict[str, str]:
     result = {}
     for name, url in pairs:
         parts = urlsplit(str(url))
+        if "@" in parts.netloc:  # echoed in errors and logs otherwise
+            raise ConfigError(
+                f"the URL for registry {name} carries credentials: give the bare URL and the "
+                f"credentials with --registry-auth {name}=USER:PASSWORD"
+            )
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"invalid URL {url!r} for registry {name}: use http(s)://HOST[:PORT]")
         result[_registry_name(name)] = str(url).rstrip("/")
