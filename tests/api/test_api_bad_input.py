@@ -6,6 +6,7 @@ import base64
 import gzip
 import hashlib
 import sqlite3
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from tests.api.helpers import (
     submit,
     wave_layer,
 )
+from tests.support.images import raw_layer
 from wave_proxy.api import handlers
 from wave_proxy.api.handlers import SERVICE
 from wave_proxy.api.layers import LayerLimits
@@ -29,6 +31,14 @@ def _stored_state(data_dir: Path) -> tuple[list[str], list[str]]:
     )
     db.close()
     return blobs, keys
+
+
+def _layer_with(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> dict:
+    """A layer entry whose digests are right, holding one entry as named."""
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    layer = raw_layer((info, b"x"))
+    return WaveLayer(layer.compressed, layer.diff_id, layer.digest).entry()
 
 
 def _gzip_of_not_a_tar() -> dict:
@@ -52,6 +62,9 @@ def _gzip_of_not_a_tar() -> dict:
         (lambda e: e.update(location="data:aGVsbG8="), "not a .tar.gz layer"),
         (lambda e: e.update(**_gzip_of_not_a_tar()), "does not hold a valid tar archive"),
         (lambda e: e.update(location="data:" + "A" * 2000), "over the limit of 1000"),
+        (lambda e: e.update(**_layer_with("../../etc/cron.d/x")), "'../../etc/cron.d/x' points"),
+        (lambda e: e.update(**_layer_with("/etc/passwd")), "tar entry '/etc/passwd' points"),
+        (lambda e: e.update(**_layer_with("up", tarfile.SYMTYPE, "../..")), "symlink to '../..'"),
     ],
 )
 async def test_bad_data_layer_is_refused_and_nothing_is_stored(
@@ -123,3 +136,15 @@ async def test_image_name_with_a_newline_inside_is_a_400(api: TestClient, image:
     status, body = await submit(api, {"containerImage": image})
     assert status == 400
     assert body["message"].startswith("containerImage:")
+
+
+async def test_data_layer_expanding_past_the_limit_is_refused(make_api) -> None:
+    client = await make_api()
+    client.app[SERVICE].resolver.limits = LayerLimits(expanded_bytes=1 << 20)
+    big = wave_layer({"zeros": bytes(2 << 20)})
+    request = {"containerImage": "busybox:1", "containerConfig": {"layers": [big.entry()]}}
+    status, body = await submit(client, request)
+    assert status == 400
+    assert body["message"] == (
+        "containerConfig.layers[0]: the layer expands to more than 1048576 bytes"
+    )

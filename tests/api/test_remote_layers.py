@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.api.helpers import WaveLayer, submit, wave_layer
+from tests.support.images import raw_layer
 from wave_proxy.remote_layers import RemoteLayerError, RemoteLayerFetcher, refused_address
+
+ESCAPING = raw_layer((tarfile.TarInfo("../outside"), b""))
 
 
 @pytest.fixture
@@ -27,10 +31,14 @@ async def layer_server(aiohttp_server, bundle_layer: WaveLayer):
     async def big(_request: web.Request) -> web.Response:
         return web.Response(body=b"\x1f\x8b" + b"0" * 100_000)
 
+    async def escape(_request: web.Request) -> web.Response:
+        return web.Response(body=ESCAPING.compressed)
+
     app = web.Application()
     app.router.add_get("/layer.tar.gz", layer)
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/big.tar.gz", big)
+    app.router.add_get("/escape.tar.gz", escape)
     server: TestServer = await aiohttp_server(app)
     server.hits = hits  # type: ignore[attr-defined]
     return server
@@ -160,3 +168,18 @@ async def test_remote_layer_larger_than_its_gzip_size_is_refused(make_api, layer
     )
     assert status == 400
     assert "more than its gzipSize" in body["message"]
+
+
+async def test_remote_layer_with_an_entry_outside_the_root_is_refused_naming_it(
+    make_api, layer_server
+) -> None:
+    api = await make_api(allow_private_layer_hosts=True)
+    layer = WaveLayer(ESCAPING.compressed, ESCAPING.diff_id, ESCAPING.digest)
+    entry = layer.entry(_url(layer_server, "/escape.tar.gz"))
+    status, body = await submit(
+        api, {"containerImage": "busybox:1", "containerConfig": {"layers": [entry]}}
+    )
+    assert status == 400
+    assert body["message"] == (
+        "containerConfig.layers[0]: tar entry '../outside' points outside the image root"
+    )
