@@ -60,6 +60,13 @@ class SqliteMetadataStore:
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    async def _statement(self, fn: Any) -> Any:
+        """Run a query or write; a failing database (a full disk) is a MetadataStoreError."""
+        try:
+            return await self._run(fn)
+        except sqlite3.Error as exc:
+            raise MetadataStoreError(f"metadata store {self._path}: {exc}") from None
+
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RuntimeError("metadata store is closed")
@@ -74,7 +81,7 @@ class SqliteMetadataStore:
             )
             return StoredDocument(row[0], bytes(row[1])) if row else None
 
-        return await self._run(query)
+        return await self._statement(query)
 
     async def put_document(self, digest: str, document: StoredDocument) -> None:
         def insert() -> None:
@@ -83,7 +90,7 @@ class SqliteMetadataStore:
                 (digest, document.media_type, document.body),
             )
 
-        await self._run(insert)
+        await self._statement(insert)
 
     async def get_value(self, key: str) -> str | None:
         def query() -> str | None:
@@ -97,7 +104,7 @@ class SqliteMetadataStore:
             )
             return row[0] if row else None
 
-        return await self._run(query)
+        return await self._statement(query)
 
     async def set_value(self, key: str, value: str, ttl: float | None = None) -> None:
         expires = time.time() + ttl if ttl is not None else None
@@ -108,7 +115,7 @@ class SqliteMetadataStore:
                 (key, value, expires),
             )
 
-        await self._run(upsert)
+        await self._statement(upsert)
 
     async def close(self) -> None:
         def close() -> None:
