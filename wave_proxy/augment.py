@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from wave_proxy import metrics
 from wave_proxy.image import mediatypes as mt
 from wave_proxy.image.digest import is_digest, parse_digest
 from wave_proxy.image.layer import LayerDescriptor
@@ -218,9 +219,11 @@ class Augmenter:
         if self.passthrough:
             return None
         if media_type in mt.IMAGE_MANIFESTS:
-            return await self._augment_image(client, name, fetched)
+            with metrics.AUGMENTATIONS.labels("image").time():
+                return await self._augment_image(client, name, fetched)
         if media_type in mt.INDEXES:
-            return await self._augment_index(client, name, fetched)
+            with metrics.AUGMENTATIONS.labels("index").time():
+                return await self._augment_index(client, name, fetched)
         return None
 
     async def _augment_image(

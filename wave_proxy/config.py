@@ -1,5 +1,7 @@
 """Settings of `wavectl serve`: CLI flags > environment (WAVE_PROXY_*) > config file > defaults.
 
+Every option is one entry of OPTIONS (at the end of this module): its flag, environment variable,
+config key, default, parser and help all come from that entry, and so does the README's table.
 Registry mappings and credentials merge per registry name across sources (so `--registry` can
 re-point docker.io while the file adds ghcr.io); lists (layers) come whole from the highest
 source that sets them. Relative paths in a config file are relative to that file.
@@ -11,8 +13,8 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,12 +24,7 @@ from wave_proxy.image.reference import InvalidName, normalise_registry
 from wave_proxy.upstream.auth import Credentials
 
 ENV_PREFIX = "WAVE_PROXY_"
-DEFAULT_LISTEN = "0.0.0.0:9090"
-DEFAULT_REGISTRIES = {"docker.io": "https://registry-1.docker.io"}
-DEFAULT_DATA_DIR = Path("var")
 DEFAULT_FUSION_LAYERS = "fusion-layers"  # in the data dir, when Fusion is on
-DEFAULT_BLOB_CACHE_SIZE = 10 << 30
-DEFAULT_TOKEN_TTL = 36 * 3600.0
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -43,39 +40,6 @@ class LayerSpec:
     platform: Platform | None = None
 
 
-@dataclass(frozen=True)
-class Settings:
-    host: str = "0.0.0.0"
-    port: int = 9090
-    registries: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_REGISTRIES))
-    registry_auth: Mapping[str, Credentials] = field(default_factory=dict)
-    docker_config: Path | None = None
-    layers: tuple[LayerSpec, ...] = ()
-    data_dir: Path = DEFAULT_DATA_DIR
-    blob_cache_size: int = DEFAULT_BLOB_CACHE_SIZE  # bytes of upstream blobs kept; 0 = none
-    # Wave API (wave_proxy/api): where state lives, how targetImages are named, who may call.
-    store: str = ""  # "" = SQLite in data_dir; redis://HOST:PORT/N shares state between replicas
-    advertise_host: str = ""  # host[:port] in targetImage; "" = the Host of each API request
-    token_ttl: float = DEFAULT_TOKEN_TTL
-    api_keys: tuple[str, ...] = ()
-    allow_private_layer_hosts: bool = False
-    fusion_layers: Path | None = None  # directory of fusion-<version>-<arch>.tar.gz + .json
-    # Append the Fusion layer of each image's architecture (wave_proxy/fusion_default builds it
-    # into fusion_layers at start) and run every image's command through its launcher.
-    # load_settings turns this on unless layers are given; a Settings made in code opts in.
-    fusion: bool = False
-
-
-# One entry per option: (CLI/config key, environment suffix). Multi-valued environment
-# variables separate entries with commas or whitespace.
-OPTIONS = (
-    *("listen", "registry", "registry_auth", "docker_config", "layer", "data_dir", "store"),
-    "blob_cache_size",
-    *("advertise_host", "token_ttl", "api_key", "allow_private_layer_hosts", "fusion_layers"),
-    "fusion",
-)
-
-
 def env_name(option: str) -> str:
     return ENV_PREFIX + option.upper()
 
@@ -85,67 +49,40 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     config_file: Path | None = None,
 ) -> Settings:
-    """Merge the sources. `cli` maps option names to values, None (or absent) when not given."""
+    """Merge the sources. `cli` maps option keys to values, None (or absent) when not given."""
     environ = os.environ if environ is None else environ
     config_path = config_file or _path_or_none(environ.get(env_name("config")))
     file_values, base_dir = ({}, Path.cwd())
     if config_path is not None:
         file_values, base_dir = read_config_file(config_path), config_path.resolve().parent
-    env_values = {
-        option: _split_env(option, environ[env_name(option)])
-        for option in OPTIONS
-        if environ.get(env_name(option))
-    }
-    sources = [("config file", file_values, base_dir), ("environment", env_values, Path.cwd())]
-    sources.append(("command line", {k: v for k, v in cli.items() if v is not None}, Path.cwd()))
-
-    host, port = parse_listen(DEFAULT_LISTEN)
-    registries = dict(DEFAULT_REGISTRIES)
-    auth: dict[str, Credentials] = {}
-    docker_config: Path | None = None
-    layers: tuple[LayerSpec, ...] = ()
-    data_dir = DEFAULT_DATA_DIR
-    api: dict[str, Any] = {}
-    fusion: bool | None = None
-    for origin, values, base in sources:
-        try:
-            if "listen" in values:
-                host, port = parse_listen(str(values["listen"]))
-            if "registry" in values:
-                registries.update(parse_registries(values["registry"]))
-            if "registry_auth" in values:
-                auth.update(parse_registry_auth(values["registry_auth"]))
-            if "docker_config" in values:
-                docker_config = base / str(values["docker_config"])
-            if "layer" in values:
-                layers = tuple(parse_layer(item, base) for item in _as_list(values["layer"]))
-            if "data_dir" in values:
-                data_dir = base / str(values["data_dir"])
-            if "blob_cache_size" in values:
-                api["blob_cache_size"] = parse_size(values["blob_cache_size"])
-            if "store" in values:
-                api["store"] = parse_store(str(values["store"]))
-            if "advertise_host" in values:
-                api["advertise_host"] = str(values["advertise_host"]).strip().rstrip("/")
-            if "token_ttl" in values:
-                api["token_ttl"] = parse_duration(values["token_ttl"])
-            if "api_key" in values:
-                api["api_keys"] = tuple(str(k) for k in _as_list(values["api_key"]) if str(k))
-            if "allow_private_layer_hosts" in values:
-                api["allow_private_layer_hosts"] = parse_bool(values["allow_private_layer_hosts"])
-            if "fusion_layers" in values:
-                api["fusion_layers"] = base / str(values["fusion_layers"])
-            if "fusion" in values:
-                fusion = parse_bool(values["fusion"])
-        except ConfigError as exc:
-            raise ConfigError(f"{origin}: {exc}") from None
-    unknown = sorted(set(auth) - set(registries))
+    env_values = {o.key: o.from_env(environ[o.env]) for o in OPTIONS if environ.get(o.env)}
+    sources = [
+        ("config file", file_values, base_dir, lambda o: f"key {o.key}"),
+        ("environment", env_values, Path.cwd(), lambda o: o.env),
+        ("command line", {k: v for k, v in cli.items() if v is not None}, Path.cwd(), _flag),
+    ]
+    values: dict[str, Any] = {}
+    for origin, given, base, where in sources:
+        for option in OPTIONS:
+            if option.key not in given:
+                continue
+            try:
+                value = option.parse(given[option.key], base)
+            except ConfigError as exc:
+                raise ConfigError(f"{origin} ({where(option)}): {exc}") from None
+            if option.merge:  # tables merge by name, over the default's entries
+                value = {**values.get(option.key, option.default_value()), **value}
+            values[option.key] = value
+    fields = {OPTION[key].setting: value for key, value in values.items()}
+    if fields.get("fusion") is None:
+        fields["fusion"] = not fields.get("layers")  # an explicit --layer replaces it
+    settings = Settings(**fields)
+    if settings.fusion and settings.fusion_layers is None:
+        settings = replace(settings, fusion_layers=settings.data_dir / DEFAULT_FUSION_LAYERS)
+    unknown = sorted(set(settings.registry_auth) - set(settings.registries))
     if unknown:
         raise ConfigError(f"credentials given for unconfigured registry {', '.join(unknown)}")
-    api["fusion"] = not layers if fusion is None else fusion  # an explicit --layer replaces it
-    if api["fusion"]:
-        api.setdefault("fusion_layers", data_dir / DEFAULT_FUSION_LAYERS)
-    return Settings(host, port, registries, auth, docker_config, layers, data_dir, **api)
+    return settings
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -161,7 +98,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold an object/table of options")
     data = {key.replace("-", "_"): value for key, value in data.items()}
-    unknown = sorted(set(data) - set(OPTIONS))
+    unknown = sorted(set(data) - set(OPTION))
     if unknown:
         raise ConfigError(f"config file {path}: unknown option {', '.join(unknown)}")
     return data
@@ -280,11 +217,280 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def _split_env(option: str, value: str) -> Any:
-    if option in ("registry", "registry_auth", "layer", "api_key"):
-        return value.replace(",", " ").split()
-    return value
-
-
 def _path_or_none(value: str | None) -> Path | None:
     return Path(value) if value else None
+
+
+def _flag(option: Option) -> str:
+    return option.flag
+
+
+def _path(value: Any, base: Path) -> Path:
+    return base / str(value)
+
+
+def _text(value: Any, _base: Path) -> str:
+    return str(value).strip()
+
+
+def _choice(*choices: str) -> Callable[[Any, Path], str]:
+    def parse(value: Any, _base: Path) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ConfigError(f"invalid value {value!r}: use one of {', '.join(choices)}")
+        return text
+
+    parse.choices = choices  # type: ignore[attr-defined]
+    return parse
+
+
+@dataclass(frozen=True)
+class Option:
+    """One `serve` option: flag `--key-with-dashes` (`--key/--no-key` for a boolean),
+    environment variable `WAVE_PROXY_KEY`, config file key `key`. `parse(value, base)` turns what
+    a source gave (text, or a list for a repeatable option) into the Settings value; `base` is
+    the directory that relative paths are relative to."""
+
+    key: str
+    help: str
+    parse: Callable[[Any, Path], Any]
+    metavar: str = ""  # "" for a boolean
+    default: str | None = None  # parsed like any input; None: see the help
+    attr: str = ""  # the Settings field, when not named like the key
+    group: str = "proxy"
+    repeat: bool = False  # a repeatable flag; commas or whitespace separate environment entries
+    merge: bool = False  # NAME=VALUE entries merge by name across sources, over the default's
+
+    @property
+    def setting(self) -> str:
+        return self.attr or self.key
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return env_name(self.key)
+
+    @property
+    def boolean(self) -> bool:
+        return not self.metavar
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return getattr(self.parse, "choices", ())
+
+    def from_env(self, text: str) -> Any:
+        return text.replace(",", " ").split() if self.repeat else text
+
+    def default_value(self) -> Any:
+        return self.parse(self.default, Path()) if self.default is not None else {}
+
+
+def _each(parse: Callable[[Any, Path], Any]) -> Callable[[Any, Path], tuple[Any, ...]]:
+    return lambda value, base: tuple(parse(item, base) for item in _as_list(value))
+
+
+# The options of `wavectl serve`, in the order of `--help`. --config FILE (WAVE_PROXY_CONFIG)
+# names the config file and is the one option outside the table.
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "listen",
+        "address to serve the registry, the Wave API and the health endpoints on",
+        lambda value, _base: parse_listen(str(value)),
+        "HOST:PORT",
+        default="0.0.0.0:9090",
+    ),
+    Option(
+        "registry",
+        "an upstream registry; entries merge by name with the default and other sources",
+        lambda value, _base: parse_registries(value),
+        "NAME=URL",
+        default="docker.io=https://registry-1.docker.io",
+        attr="registries",
+        repeat=True,
+        merge=True,
+    ),
+    Option(
+        "registry_auth",
+        "credentials for an upstream registry (a secret: never logged)",
+        lambda value, _base: parse_registry_auth(value),
+        "NAME=USER:PASSWORD",
+        repeat=True,
+        merge=True,
+    ),
+    Option(
+        "docker_config",
+        "docker config.json whose credHelpers, auths and credsStore give upstream credentials",
+        _path,
+        "PATH",
+    ),
+    Option(
+        "layer",
+        "a gzip tar layer appended to every image, or only to one platform's; replaces the "
+        "default Fusion layer",
+        _each(parse_layer),
+        "[OS/ARCH=]PATH.tar.gz",
+        attr="layers",
+        repeat=True,
+    ),
+    Option(
+        "fusion",
+        "append the Fusion layer of each image's architecture and run the image's command "
+        "through /usr/bin/fusion; default: on unless --layer is given (the layers are built into "
+        "--fusion-layers at start when absent)",
+        lambda value, _base: parse_bool(value),
+    ),
+    Option(
+        "data_dir",
+        "where the embedded store, the blob cache and the built Fusion layers live",
+        _path,
+        "DIR",
+        default="var",
+    ),
+    Option(
+        "blob_cache_size",
+        "disk space for upstream blobs kept in --data-dir, e.g. 50GiB; 0 disables",
+        lambda value, _base: parse_size(value),
+        "SIZE",
+        default="10GiB",
+    ),
+    Option(
+        "store",
+        "metadata store: sqlite (in --data-dir) or redis://HOST:PORT/DB to share tokens and "
+        "augmented images between replicas",
+        lambda value, _base: parse_store(str(value)),
+        "URL",
+        default="sqlite",
+        group="Wave API",
+    ),
+    Option(
+        "advertise_host",
+        "host in the targetImage of API responses; default: the Host the client used",
+        lambda value, _base: str(value).strip().rstrip("/"),
+        "HOST[:PORT]",
+        group="Wave API",
+    ),
+    Option(
+        "token_ttl",
+        "lifetime of container tokens, e.g. 36h",
+        lambda value, _base: parse_duration(value),
+        "DURATION",
+        default="36h",
+        group="Wave API",
+    ),
+    Option(
+        "api_key",
+        "require this key (Authorization: Bearer KEY, or Nextflow's tower.accessToken) on API "
+        "calls; default: open (a secret: never logged)",
+        lambda value, _base: tuple(str(k) for k in _as_list(value) if str(k)),
+        "KEY",
+        attr="api_keys",
+        repeat=True,
+        group="Wave API",
+    ),
+    Option(
+        "allow_private_layer_hosts",
+        "let containerConfig layers be fetched from loopback, link-local and private addresses",
+        lambda value, _base: parse_bool(value),
+        default="false",
+        group="Wave API",
+    ),
+    Option(
+        "fusion_layers",
+        "directory with fusion-<version>-<arch>.tar.gz and .json from `wavectl layer build`; "
+        "default: DATA_DIR/fusion-layers, built at start (with --no-fusion: layers/out of a "
+        "source checkout, if present)",
+        _path,
+        "DIR",
+        group="Wave API",
+    ),
+    Option(
+        "metrics_listen",
+        "serve /metrics (and /healthz, /readyz) on this separate address instead of --listen",
+        lambda value, _base: parse_listen(str(value)),
+        "HOST:PORT",
+        group="operations",
+    ),
+    Option(
+        "shutdown_grace",
+        "after SIGTERM (readiness fails at once, no new connections), how long requests in "
+        "flight may take to finish",
+        lambda value, _base: parse_duration(value),
+        "DURATION",
+        default="30s",
+        group="operations",
+    ),
+    Option(
+        "log_format",
+        "text, or json for one JSON object per line (access lines carry their fields)",
+        _choice("text", "json"),
+        "FORMAT",
+        default="text",
+        group="operations",
+    ),
+    Option(
+        "log_level",
+        "the least severe log messages written: debug, info, warning or error",
+        _choice("debug", "info", "warning", "error"),
+        "LEVEL",
+        default="info",
+        group="operations",
+    ),
+)
+OPTION = {option.key: option for option in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What `wavectl serve` runs with; see OPTIONS for what each field means."""
+
+    listen: tuple[str, int] = field(default_factory=OPTION["listen"].default_value)
+    registries: Mapping[str, str] = field(default_factory=OPTION["registry"].default_value)
+    registry_auth: Mapping[str, Credentials] = field(default_factory=dict, repr=False)
+    docker_config: Path | None = None
+    layers: tuple[LayerSpec, ...] = ()
+    data_dir: Path = field(default_factory=OPTION["data_dir"].default_value)
+    # Bytes of upstream blobs kept; 0 = none.
+    blob_cache_size: int = field(default_factory=OPTION["blob_cache_size"].default_value)
+    store: str = field(default_factory=OPTION["store"].default_value)  # "" = SQLite, or redis://
+    advertise_host: str = ""  # host[:port] in targetImage; "" = the Host of each API request
+    token_ttl: float = field(default_factory=OPTION["token_ttl"].default_value)
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    allow_private_layer_hosts: bool = field(
+        default_factory=OPTION["allow_private_layer_hosts"].default_value
+    )
+    fusion_layers: Path | None = None  # directory of fusion-<version>-<arch>.tar.gz + .json
+    # Append the Fusion layer of each image's architecture (wave_proxy/fusion_default builds it
+    # into fusion_layers at start) and run every image's command through its launcher.
+    # load_settings turns this on unless layers are given; a Settings made in code opts in.
+    fusion: bool = False
+    metrics_listen: tuple[str, int] | None = None  # None: /metrics on the main port
+    shutdown_grace: float = field(default_factory=OPTION["shutdown_grace"].default_value)
+    log_format: str = field(default_factory=OPTION["log_format"].default_value)
+    log_level: str = field(default_factory=OPTION["log_level"].default_value)
+
+    @property
+    def host(self) -> str:
+        return self.listen[0]
+
+    @property
+    def port(self) -> int:
+        return self.listen[1]
+
+
+def options_markdown() -> str:
+    """The README's table of options (tests/proxy/unit/test_config_options.py keeps it so)."""
+    rows = ["| flag | environment | config key | default | what it does |", "| --- " * 5 + "|"]
+    for option in OPTIONS:
+        flag = (
+            f"`{option.flag}/--no-{option.flag[2:]}`"
+            if option.boolean
+            else (f"`{option.flag} {option.metavar}`")
+        )
+        repeat = " (repeatable)" if option.repeat else ""
+        default = f"`{option.default}`" if option.default is not None else ""
+        what = option.help.replace("|", "\\|")
+        rows.append(f"| {flag}{repeat} | `{option.env}` | `{option.key}` | {default} | {what} |")
+    return "\n".join(rows) + "\n"

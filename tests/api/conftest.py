@@ -14,8 +14,8 @@ from tests.api.helpers import FUSION_VERSION, WaveLayer, wave_layer
 from tests.support.images import Shapes, tar_layer
 from tests.support.redis import redis_server
 from tests.support.registry import Registry
+from wave_proxy.app.factory import create_app
 from wave_proxy.config import Settings
-from wave_proxy.server.app import create_app
 from wave_proxy.upstream.client import RetryPolicy
 
 __all__ = ["redis_server"]

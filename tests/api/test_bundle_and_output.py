@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wave_proxy.api.bundle import BundleError, data_layer, load_layer, pack_directory
 from wave_proxy.cli.augment import to_yaml
+from wave_proxy.cli.bundle import BundleError, data_layer, load_layer, pack_directory
 
 
 def _tree(root: Path) -> Path:

@@ -10,8 +10,8 @@ import pytest
 from tests.api.helpers import submit
 from tests.support import free_port
 from tests.support.redis import Redis, redis_running
-from wave_proxy.store.metadata import StoredDocument
-from wave_proxy.store.redis import RedisMetadataStore, StoreUnavailable
+from wave_proxy.store.metadata import StoredDocument, StoreUnavailable
+from wave_proxy.store.redis import RedisMetadataStore
 
 
 @pytest.fixture

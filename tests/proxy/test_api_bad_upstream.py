@@ -12,10 +12,10 @@ from aiohttp.test_utils import TestClient
 
 from tests.proxy.unit.fake_registry import BLOB, FAST, Script, start_fake
 from tests.support.images import tar_layer, write_marker_layer
+from wave_proxy.app.factory import create_app
 from wave_proxy.config import LayerSpec, Settings
 from wave_proxy.image import mediatypes as mt
 from wave_proxy.image.digest import sha256_digest
-from wave_proxy.server.app import create_app
 from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE
 from wave_proxy.upstream.client import MAX_MANIFEST_BYTES
 

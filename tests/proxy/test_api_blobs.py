@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from tests.support.images import Layer, Shapes
 from tests.support.registry import Registry
+from wave_proxy.app.factory import create_app
 from wave_proxy.config import LayerSpec, Settings
-from wave_proxy.server.app import create_app
 
 
 def sha256(data: bytes) -> str:

@@ -17,9 +17,9 @@ from aiohttp.test_utils import TestClient
 
 from tests.support.images import Shapes, write_marker_layer
 from tests.support.registry import Registry
+from wave_proxy.app.factory import create_app
 from wave_proxy.config import LayerSpec, Settings
 from wave_proxy.image import mediatypes as mt
-from wave_proxy.server.app import create_app
 from wave_proxy.upstream.client import RetryPolicy
 
 ACCEPT = {"Accept": ", ".join(mt.DEFAULT_ACCEPT)}

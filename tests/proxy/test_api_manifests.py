@@ -16,11 +16,11 @@ from aiohttp.test_utils import TestClient
 
 from tests.support.images import OCI_INDEX, UNKNOWN_CONFIG_FIELD, Layer, Pusher, Shapes
 from tests.support.registry import Registry
+from wave_proxy.app.factory import create_app
 from wave_proxy.config import LayerSpec, Settings
 from wave_proxy.image import mediatypes as mt
 from wave_proxy.image.layer import Platform
 from wave_proxy.image.mutate import BASE_DIGEST, BASE_NAME
-from wave_proxy.server.app import create_app
 from wave_proxy.upstream.auth import Credentials
 from wave_proxy.upstream.client import RetryPolicy
 

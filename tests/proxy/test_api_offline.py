@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestClient
 
 from tests.support.images import ImageSpec, Layer, Pusher, tar_layer
 from tests.support.registry import registry_running
+from wave_proxy.app.factory import create_app
 from wave_proxy.config import LayerSpec, Settings
 from wave_proxy.image import mediatypes as mt
-from wave_proxy.server.app import create_app
 from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE
 from wave_proxy.upstream.client import RetryPolicy
 

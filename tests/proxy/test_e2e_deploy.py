@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import REPO, need_binary
+from tests.support import REPO, free_port, need_binary
 from tests.support.dockerd import Dockerd, dockerd_running
 from tests.support.images import Layer, PushedImage, Shapes
 from tests.support.proxy import Proxy, proxy_running, upstream_args
@@ -121,6 +121,7 @@ def test_shipped_config_file_starts_wavectl_serve(
     config.write_text(text)
     # Flags override the file: loopback upstream and a temp data dir instead of the real ones.
     args = ["--config", str(config), *upstream_args({"docker.io": upstream})]
+    args += ["--metrics-listen", f"127.0.0.1:{free_port()}"]
     with proxy_running(tmp_path / "proxy", args) as proxy:
         inspect = subprocess.run(
             [need_binary("skopeo"), "inspect", "--raw", "--tls-verify=false",

@@ -2,8 +2,9 @@
 
 request.py parses what clients send, layers.py turns containerConfig layers into verified blobs
 (remote_layers.py fetches http(s) ones safely), tokens.py keeps what each token serves,
-service.py does the work, handlers.py speaks HTTP and routes.py mounts it all on the proxy app.
-client.py and bundle.py are the client side, used by `wavectl augment` and `wavectl token`.
+service.py does the work, handlers.py speaks HTTP and routes.py lists the routes and builds the
+state that wave_proxy/app mounts beside the registry API. The client side (`wavectl augment`,
+`wavectl token`) is in wave_proxy/cli.
 
 Decisions worth knowing:
 - Augmentation happens while the request waits, so answers are always DONE and errors (no such

@@ -25,7 +25,7 @@ _TARBALL = re.compile(r"^fusion-(?P<version>.+)-(?P<arch>amd64|arm64)\.tar\.gz$"
 class FusionLayer:
     version: str
     arch: str
-    path: Path
+    blob: Path  # the verified copy in the blob store, served as is
     descriptor: LayerDescriptor  # platform linux/<arch>
 
     def container_config(self, location: str) -> dict[str, Any]:
@@ -63,7 +63,8 @@ class FusionLayers:
             if match:
                 platform = Platform("linux", match["arch"])
                 descriptor = ingest_layer(blobs, path, platform)
-                layers.append(FusionLayer(match["version"], match["arch"], path, descriptor))
+                blob = blobs.path(descriptor.digest)
+                layers.append(FusionLayer(match["version"], match["arch"], blob, descriptor))
         return cls(layers)
 
     def get(self, version: str, arch: str) -> FusionLayer | None:

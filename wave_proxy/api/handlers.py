@@ -1,13 +1,11 @@
 """HTTP side of the Wave API: JSON in, JSON out, errors as `{"message": ...}` with a 4xx/5xx.
 
-The `/v2/wt/<token>/...` routes answer like the rest of the registry (OCI error JSON), since
-their clients are container runtimes.
+The `/v2/wt/<token>/...` routes belong to the registry side (wave_proxy/app/token_registry.py).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,19 +18,14 @@ from wave_proxy.api.inspect import inspect_image
 from wave_proxy.api.request import RequestError
 from wave_proxy.api.service import ImageNotFound, TokenProblem, WaveService, describe
 from wave_proxy.api.tokens import TokenRecord, iso_time
+from wave_proxy.failures import registry_error
 from wave_proxy.image.reference import InvalidName
-from wave_proxy.server import handlers as registry
-from wave_proxy.server.errors import RegistryError
-from wave_proxy.server.failures import registry_error
 from wave_proxy.upstream.registries import UnknownRegistry
 
 MAX_BODY = 48 << 20  # several data: layers of up to ~10 MiB each
 SERVICE = web.AppKey("wave_service", WaveService)
 FUSION = web.AppKey("fusion_layers", FusionLayers)
 API_KEYS = web.AppKey("api_keys", tuple)
-_REGISTRY_PATH = re.compile(
-    r"^(?P<name>.+)/(?:(?P<kind>manifests|blobs)/(?P<reference>[^/]+)|(?P<tags>tags/list))$"
-)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -252,51 +245,4 @@ async def fusion_tarball(request: web.Request) -> web.StreamResponse:
     layer = request.app[FUSION].get(request.match_info["version"], request.match_info["arch"])
     if layer is None:
         return _error(404, "no such Fusion layer on this proxy")
-    blob = request.app[registry.BLOBS].path(layer.descriptor.digest)
-    return web.FileResponse(blob, headers={"Content-Type": "application/gzip"})
-
-
-# -- /v2/wt/<token>/<name>/manifests|blobs/<reference>, tags/list ------------------------------
-
-
-async def token_registry(request: web.Request) -> web.StreamResponse:
-    """The augmented image a token names; the token in the path is the authorisation."""
-    if request.method not in ("GET", "HEAD"):
-        raise RegistryError(405, "UNSUPPORTED", f"{request.method} is not supported")
-    service = request.app[SERVICE]
-    token = request.match_info["token"]
-    try:
-        record = await service.lookup(token)
-    except TokenProblem as exc:
-        raise RegistryError(
-            404 if exc.code == "NAME_UNKNOWN" else 403, exc.code, str(exc)
-        ) from None
-    match = _REGISTRY_PATH.match(request.match_info["path"])
-    if not match:
-        raise RegistryError(
-            404, "UNSUPPORTED", "use /v2/wt/<token>/<name>/manifests|blobs/<reference>"
-        )
-    if match["name"] != record.repository:
-        raise RegistryError(
-            404,
-            "NAME_UNKNOWN",
-            f"container token {token} was issued for {record.repository}, not {match['name']}",
-        )
-    name = record.name
-    if match["tags"]:  # what the token exposes (skopeo inspect lists tags)
-        return web.json_response({"name": record.repository, "tags": [record.tag or "latest"]})
-    if match["kind"] == "manifests":
-        return await registry.manifest(
-            request, name, match["reference"], service.augmenter_for(record)
-        )
-    digest = match["reference"]
-    if any(layer.digest == digest for layer in record.layers):
-        try:
-            available = await service.resolver.ensure_local(digest)
-        except RequestError as exc:  # its URL no longer serves what was verified
-            raise RegistryError(502, "BLOB_UNKNOWN", f"appended layer {digest}: {exc}") from None
-        if not available:
-            raise RegistryError(
-                404, "BLOB_UNKNOWN", f"appended layer {digest} is not available on this replica"
-            )
-    return await registry.blob(request, name, digest)
+    return web.FileResponse(layer.blob, headers={"Content-Type": "application/gzip"})

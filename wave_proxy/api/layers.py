@@ -189,6 +189,7 @@ class LayerResolver:
         known = await self._known(request.gzip_digest)
         if known is not None and self.blobs.size(known.digest) is not None:
             verify(known, request, where)
+            await self._record(known, request.location)  # in use again: keep it longer
             return known  # fetched (and checked) before: the URL is not contacted again
         descriptor = await self._download(request.location, request, where)
         await self._record(descriptor, request.location)
@@ -209,8 +210,23 @@ class LayerResolver:
         return descriptor
 
     async def _record(self, descriptor: LayerDescriptor, source: str) -> None:
+        """Where a layer comes from, kept as long as a token may use it (each use extends it)."""
         record = {"size": descriptor.size, "diffId": descriptor.diff_id, "source": source}
-        await self.store.set_value(_SOURCE_KEY + descriptor.digest, json.dumps(record))
+        await self.store.set_value(
+            _SOURCE_KEY + descriptor.digest, json.dumps(record), self.retention
+        )
+
+    async def forget_unused(self, keep: set[str]) -> list[str]:
+        """Remove local copies of requested layers whose record expired with the last token
+        that used them; `keep` are the layers the proxy appends itself. What was removed."""
+        removed = []
+        for digest in await asyncio.to_thread(self.blobs.digests):
+            if digest in keep or self.fusion.by_digest(digest) is not None:
+                continue
+            if await self.store.get_value(_SOURCE_KEY + digest) is None:
+                await asyncio.to_thread(self.blobs.remove, digest)
+                removed.append(digest)
+        return removed
 
     async def _known(self, digest: str) -> LayerDescriptor | None:
         raw = await self.store.get_value(_SOURCE_KEY + digest)

@@ -1,42 +1,33 @@
-"""Mount the Wave API on the proxy's aiohttp app; its state is built on the proxy's own stores."""
+"""The Wave API's routes and its state on the proxy's aiohttp app (wave_proxy/app mounts both)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
 from wave_proxy.api import handlers as api
 from wave_proxy.api.fusion import FusionLayers
-from wave_proxy.api.layers import LayerLimits, LayerResolver
+from wave_proxy.api.layers import LayerResolver
 from wave_proxy.api.service import ApiOptions, WaveService
 from wave_proxy.api.tokens import EXPIRED_GRACE, TokenStore
+from wave_proxy.augment import Augmenter
 from wave_proxy.config import Settings
 from wave_proxy.layerbuild.builder import REPO
 from wave_proxy.remote_layers import RemoteLayerFetcher
-from wave_proxy.server import handlers as registry
+from wave_proxy.store.blobs import BlobStore
 
 DEFAULT_FUSION_LAYERS = REPO / "layers" / "out"  # `wavectl layer build` output in a checkout
 
 log = logging.getLogger("wave_proxy.api")
 
 
-def setup_api(
-    app: web.Application,
-    settings: Settings,
-    clock: Callable[[], float] = time.time,
-    limits: LayerLimits | None = None,
-) -> None:
-    """Add the API routes (before the generic /v2 routes, so /v2/wt/ is ours).
-
-    Call after the proxy's own cleanup context is registered: ours uses its stores.
-    """
-    app.cleanup_ctx.append(lambda app: _lifecycle(app, settings, clock, limits))
-    router = app.router
+def add_routes(router: web.UrlDispatcher) -> None:
+    """The API's endpoints; `/v2/wt/<token>/...` is mounted by the app with the registry's."""
     router.add_post("/v1alpha2/container", api.submit_v2)
     router.add_post("/container-token", api.submit_v1)
     router.add_get("/container-token/{token}", api.describe_token)
@@ -47,26 +38,22 @@ def setup_api(
     router.add_get("/service-info", api.service_info)
     router.add_get("/fusion/{name}.json", api.fusion_config)
     router.add_get("/fusion/{version}/fusion-{arch}.tar.gz", api.fusion_tarball)
-    router.add_route("*", "/v2/wt/{token}/{path:.+}", api.token_registry)
 
 
-async def _lifecycle(
-    app: web.Application,
-    settings: Settings,
-    clock: Callable[[], float],
-    limits: LayerLimits | None,
+@contextlib.asynccontextmanager
+async def wave_api(
+    app: web.Application, settings: Settings, proxy: Augmenter, blobs: BlobStore
 ) -> AsyncIterator[None]:
-    blobs = app[registry.BLOBS]
-    proxy = app[registry.AUGMENTER]
+    """The API's state on `app` while the proxy runs, built on the proxy's own stores."""
     fusion_dir = settings.fusion_layers or DEFAULT_FUSION_LAYERS
     required = settings.fusion_layers is not None
     fusion = await asyncio.to_thread(FusionLayers.load, fusion_dir, blobs, required)
     fetcher = RemoteLayerFetcher(settings.allow_private_layer_hosts)
     retention = settings.token_ttl + EXPIRED_GRACE
-    resolver = LayerResolver(proxy.store, blobs, fusion, fetcher, retention, limits)
+    resolver = LayerResolver(proxy.store, blobs, fusion, fetcher, retention)
     options = ApiOptions(settings.token_ttl, settings.advertise_host)
     app[api.SERVICE] = WaveService(
-        proxy.store, proxy.registries, resolver, TokenStore(proxy.store, clock), options
+        proxy.store, proxy.registries, resolver, TokenStore(proxy.store), options
     )
     app[api.FUSION] = fusion
     _log_setup(settings, fusion, fusion_dir)

@@ -24,7 +24,7 @@ from wave_proxy.store.metadata import MetadataStore
 
 TOKEN_BYTES = 12
 EXPIRED_GRACE = 24 * 3600.0
-_KEY = "token/"
+TOKEN_PREFIX = "token/"
 _TOKEN = re.compile(r"[a-f0-9]{12,64}")
 
 
@@ -109,13 +109,13 @@ class TokenStore:
 
     async def put(self, record: TokenRecord) -> None:
         keep = record.expires - self.clock() + EXPIRED_GRACE
-        await self._store.set_value(_KEY + record.token, record.to_json(), max(keep, 1.0))
+        await self._store.set_value(TOKEN_PREFIX + record.token, record.to_json(), max(keep, 1.0))
 
     async def get(self, token: str) -> TokenRecord | None:
         """The record, also when expired or revoked (callers explain which); None if unknown."""
         if not looks_like_token(token):
             return None
-        raw = await self._store.get_value(_KEY + token)
+        raw = await self._store.get_value(TOKEN_PREFIX + token)
         return TokenRecord.from_json(raw) if raw else None
 
     async def revoke(self, record: TokenRecord) -> None:

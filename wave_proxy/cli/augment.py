@@ -15,9 +15,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from wave_proxy.api.bundle import BundleError, data_layer, load_layer
-from wave_proxy.api.client import DEFAULT_ENDPOINT, WaveClient, WaveClientError
 from wave_proxy.cli import CliError
+from wave_proxy.cli.bundle import BundleError, data_layer, load_layer
+from wave_proxy.cli.wave_client import DEFAULT_ENDPOINT, WaveClient, WaveClientError
 from wave_proxy.image.mutate import merge_env
 
 CONFIG_FIELDS = ("Entrypoint", "Cmd", "Env", "WorkingDir")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from wave_proxy.api.client import WaveClient, WaveClientError
 from wave_proxy.cli import CliError
 from wave_proxy.cli.augment import add_endpoint_arguments, print_output
+from wave_proxy.cli.wave_client import WaveClient, WaveClientError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -66,10 +66,11 @@ def build_layers(
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fusion-layer-") as tmp:
         work = Path(tmp)
-        roots = {a.name: _unpack(lock, a, cache_dir, work) for a in {native, *arches}}
-        modules = runtime.select_modules(roots[native.name], native, inputs.client_root, work)
+        unpacked = {a.name: _unpack(lock, a, cache_dir, work) for a in {native, *arches}}
+        root = unpacked[native.name][0]
+        modules = runtime.select_modules(root, native, inputs.client_root, work)
         return [
-            _build_one(arch, roots[arch.name], modules, lock, inputs, out_dir, work)
+            _build_one(arch, *unpacked[arch.name], modules, lock, inputs, out_dir, work)
             for arch in arches
         ]
 
@@ -137,15 +138,19 @@ def _fingerprint_of(tarball: Path) -> str | None:
     return None
 
 
-def _unpack(lock: Lock, arch: Arch, cache_dir: Path, work: Path) -> Path:
+def _unpack(
+    lock: Lock, arch: Arch, cache_dir: Path, work: Path
+) -> tuple[Path, list[debs.FetchedDeb]]:
     root = work / f"root-{arch.name}"
-    debs.unpack(debs.fetch(lock.for_arch(arch), cache_dir), root)
-    return root
+    fetched = debs.fetch_with_fallback(lock.for_arch(arch), cache_dir)
+    debs.unpack([deb.path for deb in fetched], root)
+    return root, fetched
 
 
 def _build_one(
     arch: Arch,
     root: Path,
+    fetched: list[debs.FetchedDeb],
     modules: runtime.Modules,
     lock: Lock,
     inputs: LayerInputs,
@@ -156,7 +161,8 @@ def _build_one(
     runtime.add_runtime(tree, root, arch, modules, work)
     tree.add_file(LAUNCHER, shim.compile_shim(inputs.shim_source, arch), 0o755)
     tree.add_dir(MOUNTPOINT)
-    tree.add_file(BUILD_INFO, _build_info(arch, lock, inputs_fingerprint(inputs)))
+    packages = _packages(fetched)
+    tree.add_file(BUILD_INFO, _build_info(arch, lock, inputs_fingerprint(inputs), packages))
     blob = tarball.write_layer(tree, lock.source_date_epoch)
     name = layer_name(arch)
     doc = tarball.descriptor(blob, f"{name}.tar.gz", entrypoint=[LAUNCHER])
@@ -169,16 +175,32 @@ def _build_one(
         tar_digest=blob.tar_digest,
     )
     tarball.save(blob, doc, built.tarball, built.descriptor)
+    used = out_dir / f"{name}.packages.json"
+    used.write_text(json.dumps(packages, indent=2, sort_keys=True) + "\n")
     return built
 
 
-def _build_info(arch: Arch, lock: Lock, fingerprint: str) -> bytes:
+def _packages(fetched: list[debs.FetchedDeb]) -> dict[str, dict[str, str]]:
+    """What each package was built from; `pinned` too where the mirror lacked that version."""
+    return {
+        deb.pinned.package: {"version": deb.version}
+        | ({"pinned": deb.pinned.version} if deb.substituted else {})
+        for deb in fetched
+    }
+
+
+def _build_info(
+    arch: Arch, lock: Lock, fingerprint: str, packages: dict[str, dict[str, str]]
+) -> bytes:
     """What this layer is, readable inside a container: /.fusion/layer.json."""
     info = {
         "inputs": fingerprint,
         "version": __version__,
         "architecture": arch.name,
         "distribution": lock.distribution,
-        "packages": {d.package: d.version for d in lock.for_arch(arch)},
+        "packages": {name: used["version"] for name, used in packages.items()},
     }
+    substituted = {name: used for name, used in packages.items() if "pinned" in used}
+    if substituted:
+        info["substituted"] = substituted
     return (json.dumps(info, indent=2, sort_keys=True) + "\n").encode()

@@ -1,1 +1,2 @@
-"""The aiohttp application serving the registry API (`/v2/...`) to pulling clients."""
+"""The registry API (`/v2/...`) that pulling clients speak: handlers, blobs, Range; the app
+that mounts it is wave_proxy/app."""

@@ -10,9 +10,10 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from wave_proxy import metrics
 from wave_proxy.image.digest import parse_digest
 from wave_proxy.image.reference import ImageName
-from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE, BLOBS
+from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE, BLOB_SOURCE, BLOBS
 from wave_proxy.server.ranges import Unsatisfiable, parse_range
 from wave_proxy.store.blobcache import BlobCache, CacheWriter, FillBrokenOff
 from wave_proxy.upstream.client import BlobResponse
@@ -29,6 +30,8 @@ async def blob(request: web.Request, name: ImageName, digest: str) -> web.Stream
     where upstream keeps it)."""
     parse_digest(digest)
     blobs = request.app[BLOBS]
+    cache = request.app.get(BLOB_CACHE)
+    request[BLOB_SOURCE] = "local"
     if (size := blobs.size(digest)) is not None:
         return await _serve_local(request, digest, size, OCTET_STREAM, blobs.path(digest))
     augmenter = request.app[AUGMENTER]
@@ -36,12 +39,17 @@ async def blob(request: web.Request, name: ImageName, digest: str) -> web.Stream
         if (document := await augmenter.store.get_document(digest)) is not None:
             body = document.body
             return await _serve_local(request, digest, len(body), document.media_type, body)
-        cache = request.app.get(BLOB_CACHE)
+        request[BLOB_SOURCE] = "cache"
         if cache is not None and (hit := cache.lookup(digest)) is not None:
+            metrics.BLOB_CACHE_REQUESTS.labels("hit").inc()
             path, size = hit
             return await _serve_local(request, digest, size, OCTET_STREAM, path)
         if cache is not None and (fill := cache.filling(digest)) is not None:
+            metrics.BLOB_CACHE_REQUESTS.labels("hit").inc()
             return await _serve_local(request, digest, fill.size, OCTET_STREAM, fill)
+    request[BLOB_SOURCE] = "upstream"
+    if cache is not None:
+        metrics.BLOB_CACHE_REQUESTS.labels("miss").inc()
     return await _relay_upstream(request, name, digest)
 
 

@@ -8,15 +8,11 @@ import re
 from aiohttp import web
 
 from wave_proxy.augment import Augmenter
+from wave_proxy.failures import RegistryError
 from wave_proxy.image import mediatypes as mt
 from wave_proxy.image.reference import ImageName, route_name
 from wave_proxy.server.blobs import blob
-from wave_proxy.server.errors import RegistryError
-
-# The app keys live in keys.py; they are re-exported here for the app factory and the Wave API.
-from wave_proxy.server.keys import AUGMENTER as AUGMENTER
-from wave_proxy.server.keys import BLOB_CACHE as BLOB_CACHE
-from wave_proxy.server.keys import BLOBS as BLOBS
+from wave_proxy.server.keys import AUGMENTER
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 AUGMENTED_HEADER = "X-Wave-Proxy-Augmented"

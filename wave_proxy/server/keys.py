@@ -11,3 +11,6 @@ from wave_proxy.store.blobs import BlobStore
 AUGMENTER = web.AppKey("augmenter", Augmenter)
 BLOBS = web.AppKey("blobs", BlobStore)
 BLOB_CACHE = web.AppKey("blob_cache", BlobCache)  # absent when the cache is disabled
+
+# On a request: where the blob it answers comes from (local, cache, upstream), for metrics.
+BLOB_SOURCE = web.RequestKey("blob_source", str)

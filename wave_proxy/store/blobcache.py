@@ -44,6 +44,11 @@ class BlobCache:
         for stale in (root / "tmp").iterdir():  # left by a crash mid-write
             stale.unlink(missing_ok=True)
         self._used = sum(path.stat().st_size for path in self._entries())
+        self._evict()  # the bound holds across restarts, also when it was lowered
+
+    @property
+    def used_bytes(self) -> int:
+        return self._used
 
     def _entries(self) -> list[Path]:
         return [p for p in self.root.glob("sha*/*") if p.is_file()]

@@ -67,6 +67,13 @@ class BlobStore:
         with source.open("rb") as f:
             return self.put_stream(digest, read_chunks(f))
 
+    def digests(self) -> list[str]:
+        """Every blob held, as `algorithm:hex`."""
+        return [f"{p.parent.name}:{p.name}" for p in self.root.glob("sha*/*") if p.is_file()]
+
+    def remove(self, digest: str) -> None:
+        self.path(digest).unlink(missing_ok=True)
+
 
 def read_chunks(f: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
     while chunk := f.read(size):

@@ -56,5 +56,14 @@ class MemoizedStore:
             self._values[key] = value
         await self.inner.set_value(key, value, ttl)
 
+    async def count_values(self, prefix: str) -> int:
+        return await self.inner.count_values(prefix)
+
+    async def purge_expired(self) -> int:
+        return await self.inner.purge_expired()
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
     async def close(self) -> None:
         await self.inner.close()

@@ -10,6 +10,10 @@ class MetadataStoreError(RuntimeError):
     """The store cannot be opened or used; the message names it and the cause."""
 
 
+class StoreUnavailable(MetadataStoreError):
+    """A networked store cannot be reached or refused a command: worth a retry (503)."""
+
+
 @dataclass(frozen=True)
 class StoredDocument:
     """A manifest, index or config we produced, kept under its own digest."""
@@ -31,5 +35,17 @@ class MetadataStore(Protocol):
     async def get_value(self, key: str) -> str | None: ...
 
     async def set_value(self, key: str, value: str, ttl: float | None = None) -> None: ...
+
+    async def count_values(self, prefix: str) -> int:
+        """Unexpired values whose key starts with `prefix` (for metrics: may scan)."""
+        ...
+
+    async def purge_expired(self) -> int:
+        """Remove expired values now (where expiry is not the engine's own); how many."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise MetadataStoreError unless the store answers (for /readyz)."""
+        ...
 
     async def close(self) -> None: ...

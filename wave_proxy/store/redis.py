@@ -13,14 +13,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from wave_proxy.store.metadata import MetadataStoreError, StoredDocument
+from wave_proxy.store.metadata import StoredDocument, StoreUnavailable
 
 PREFIX = "wave-proxy:"
 _SEPARATOR = b"\n"  # media types never contain a newline
-
-
-class StoreUnavailable(MetadataStoreError):
-    """Redis cannot be reached or refused a command; the message says which server."""
 
 
 class RedisMetadataStore:
@@ -58,6 +54,19 @@ class RedisMetadataStore:
     async def set_value(self, key: str, value: str, ttl: float | None = None) -> None:
         px = max(1, int(ttl * 1000)) if ttl is not None else None
         await self._call(self._client.set(f"{PREFIX}kv:{key}", value.encode(), px=px))
+
+    async def count_values(self, prefix: str) -> int:
+        async def count() -> int:
+            keys = self._client.scan_iter(match=f"{PREFIX}kv:{prefix}*", count=1000)
+            return sum([1 async for _ in keys])
+
+        return int(await self._call(count()))
+
+    async def purge_expired(self) -> int:
+        return 0  # Redis expires values itself (PX), for every replica at once
+
+    async def ping(self) -> None:
+        await self._call(self._client.ping())
 
     async def close(self) -> None:
         await self._client.aclose()

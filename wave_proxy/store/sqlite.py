@@ -54,8 +54,12 @@ class SqliteMetadataStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(_SCHEMA)
-        conn.execute("DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?", (time.time(),))
         self._conn = conn
+        self._purge()
+
+    def _purge(self) -> int:
+        now = time.time()
+        return self._db().execute("DELETE FROM kv WHERE expires <= ?", (now,)).rowcount
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -116,6 +120,31 @@ class SqliteMetadataStore:
             )
 
         await self._statement(upsert)
+
+    async def count_values(self, prefix: str) -> int:
+        def query() -> int:
+            row = (
+                self._db()
+                .execute(
+                    "SELECT COUNT(*) FROM kv WHERE substr(key, 1, ?) = ? "
+                    "AND (expires IS NULL OR expires > ?)",
+                    (len(prefix), prefix, time.time()),
+                )
+                .fetchone()
+            )
+            return int(row[0])
+
+        return await self._run(query)
+
+    async def purge_expired(self) -> int:
+        """SQLite keeps expired rows until this sweep (the app runs it periodically)."""
+        return await self._run(self._purge)
+
+    async def ping(self) -> None:
+        try:
+            await self._run(lambda: self._db().execute("SELECT 1").fetchone())
+        except (sqlite3.Error, RuntimeError) as exc:
+            raise MetadataStoreError(f"metadata store {self._path}: {exc}") from None
 
     async def close(self) -> None:
         def close() -> None:

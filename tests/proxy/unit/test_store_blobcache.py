@@ -89,6 +89,19 @@ def test_reopening_counts_existing_entries_and_drops_partial_writes(tmp_path):
     assert reopened.lookup(digest_of(b"a" * 10)) is None, "the oldest made room"
 
 
+def test_a_lowered_bound_holds_at_once_after_a_restart(tmp_path):
+    cache = BlobCache(tmp_path, 100)
+    blobs = [bytes([65 + i]) * 10 for i in range(5)]
+    for age, data in enumerate(blobs):
+        fill(cache, data)
+        past = time.time() - 100 + age
+        os.utime(cache.path(digest_of(data)), (past, past))
+    reopened = BlobCache(tmp_path, 25)
+    assert reopened.used_bytes == 20
+    kept = [data for data in blobs if reopened.lookup(digest_of(data)) is not None]
+    assert kept == blobs[-2:], "the most recently used stay"
+
+
 async def collect(fill, start: int, length: int) -> bytes:
     return b"".join([chunk async for chunk in fill.follow(start, length)])
 

@@ -1,16 +1,22 @@
-"""Translate domain failures into OCI error responses that say what to do."""
+"""What a failure looks like to an HTTP client: OCI error responses that say what to do.
+
+`{"errors":[{"code","message","detail"}]}` with the matching status, for the registry API and
+`/v2/wt/<token>/`; the Wave API answers the same failures with its own `{"message"}` form.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
+
+from aiohttp import web
 
 from wave_proxy.augment import NotAcceptable
 from wave_proxy.image.digest import DigestError
 from wave_proxy.image.mutate import ManifestError
 from wave_proxy.image.reference import InvalidName
-from wave_proxy.server.errors import RegistryError
-from wave_proxy.store.metadata import MetadataStoreError
-from wave_proxy.store.redis import StoreUnavailable
+from wave_proxy.store.metadata import MetadataStoreError, StoreUnavailable
 from wave_proxy.upstream.errors import (
     UpstreamBadResponse,
     UpstreamDenied,
@@ -22,6 +28,34 @@ from wave_proxy.upstream.errors import (
 from wave_proxy.upstream.registries import UnknownRegistry
 
 log = logging.getLogger(__name__)
+
+
+class RegistryError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        detail: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.detail = detail
+        self.headers = headers or {}
+
+    def response(self) -> web.Response:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.detail is not None:
+            error["detail"] = self.detail
+        return web.Response(
+            status=self.status,
+            body=json.dumps({"errors": [error]}).encode(),
+            content_type="application/json",
+            headers=self.headers,
+        )
 
 
 def registry_error(exc: Exception) -> RegistryError | None:

@@ -1,43 +1,45 @@
-"""Build the aiohttp application: open the stores, ingest the layers, connect upstreams."""
+"""Build the aiohttp application: open the stores, ingest the layers, connect upstreams, mount
+the registry API and the Wave API."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
-from wave_proxy.api.routes import setup_api
+from wave_proxy.api import routes as api_routes
+from wave_proxy.app.health import LIFECYCLE, PROXY, Lifecycle, healthz, readyz
+from wave_proxy.app.housekeeping import sweeping
+from wave_proxy.app.middleware import add_api_version, oci_errors
+from wave_proxy.app.observe import ObservedStore, metrics_endpoint, upstream_tracing
+from wave_proxy.app.token_registry import token_registry
 from wave_proxy.augment import IMMUTABLE_KEYS, Augmenter
 from wave_proxy.config import Settings
 from wave_proxy.fusion_default import LAUNCHER_PREFIX, fusion_layer_specs
 from wave_proxy.image.layer import LayerDescriptor
 from wave_proxy.image.mutate import ConfigChanges
 from wave_proxy.server import handlers
-from wave_proxy.server.errors import RegistryError
-from wave_proxy.server.failures import registry_error
 from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE, BLOBS
 from wave_proxy.store.blobcache import BlobCache
 from wave_proxy.store.blobs import BlobStore
 from wave_proxy.store.layers import ingest_layer
 from wave_proxy.store.memo import MemoizedStore
 from wave_proxy.store.metadata import MetadataStore
-from wave_proxy.store.redis import RedisMetadataStore
 from wave_proxy.store.sqlite import SqliteMetadataStore
 from wave_proxy.upstream.auth import Credentials, load_docker_config
 from wave_proxy.upstream.client import RetryPolicy
 from wave_proxy.upstream.credentials import CredentialSource, docker_config_source
 from wave_proxy.upstream.registries import Registries
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("wave_proxy.app")
 
 MAX_REQUEST_BODY = 64 << 10  # pull-only: no request needs a body
 SHUTDOWN_GRACE = 10.0  # seconds for background cache fills at shutdown
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_app(
@@ -46,12 +48,31 @@ def create_app(
     """The proxy app; `retry` and `upstream_timeout` tune the upstream client (tests shorten)."""
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[oci_errors])
     app.cleanup_ctx.append(lambda app: _lifecycle(app, settings, retry, upstream_timeout))
-    app.on_response_prepare.append(_add_api_version)
-    setup_api(app, settings)  # the Wave API, and /v2/wt/<token>/ ahead of the /v2 catch-all
+    app.on_response_prepare.append(add_api_version)
+    app[LIFECYCLE] = Lifecycle()
+    add_health_routes(app.router, with_metrics=settings.metrics_listen is None)
+    api_routes.add_routes(app.router)
+    # /v2/wt/<token>/ ahead of the /v2 catch-all: a token's image, not a mirrored repository
+    app.router.add_route("*", "/v2/wt/{token}/{path:.+}", token_registry)
     app.router.add_route("*", "/v2", handlers.version)
     app.router.add_route("*", "/v2/", handlers.version)
     app.router.add_route("*", "/v2/{path:.+}", handlers.dispatch)
     return app
+
+
+def create_admin_app(proxy: web.Application) -> web.Application:
+    """What --metrics-listen serves: /metrics, /healthz and /readyz of `proxy`."""
+    admin = web.Application()
+    admin[PROXY] = proxy
+    add_health_routes(admin.router, with_metrics=True)
+    return admin
+
+
+def add_health_routes(router: web.UrlDispatcher, with_metrics: bool) -> None:
+    router.add_get("/healthz", healthz)
+    router.add_get("/readyz", readyz)
+    if with_metrics:
+        router.add_get("/metrics", metrics_endpoint)
 
 
 async def _lifecycle(
@@ -60,13 +81,14 @@ async def _lifecycle(
     data_dir = settings.data_dir
     blobs = BlobStore(data_dir / "blobs")
     credentials = resolve_credentials(settings)
-    store = MemoizedStore(await open_metadata_store(settings), IMMUTABLE_KEYS)
+    store = MemoizedStore(ObservedStore(await open_metadata_store(settings)), IMMUTABLE_KEYS)
     # After the quick checks: providing the Fusion layers may take a build on first start.
     layers = await asyncio.to_thread(_ingest_layers, settings, blobs)
     session = aiohttp.ClientSession(
         auto_decompress=False,
         connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60),
         trust_env=True,  # HTTPS_PROXY / NO_PROXY for egress to upstream registries
+        trace_configs=[upstream_tracing(settings.registries)],
     )
     registries = Registries(settings.registries, session, credentials, retry, timeout)
     app[BLOBS] = blobs
@@ -84,7 +106,8 @@ async def _lifecycle(
             layer.platform or "all",
         )
     try:
-        yield
+        async with api_routes.wave_api(app, settings, app[AUGMENTER], blobs), sweeping(app):
+            yield
     finally:
         if BLOB_CACHE in app:
             # Let fills whose client left finish briefly; what is cut is dropped at next start.
@@ -97,6 +120,8 @@ async def _lifecycle(
 async def open_metadata_store(settings: Settings) -> MetadataStore:
     """SQLite in the data dir by default; Redis (--store redis://...) to share replicas' state."""
     if settings.store:
+        from wave_proxy.store.redis import RedisMetadataStore  # only replicas need redis-py
+
         return await RedisMetadataStore.open(settings.store)
     return await SqliteMetadataStore.open(settings.data_dir / "metadata.sqlite3")
 
@@ -118,27 +143,3 @@ def resolve_credentials(settings: Settings) -> Mapping[str, Credentials | Creden
                 found[name] = source
     found.update(settings.registry_auth)
     return found
-
-
-@web.middleware
-async def oci_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ConnectionResetError:
-        raise  # the client went away: there is nobody to answer
-    except web.HTTPException as exc:
-        if exc.status == 404:
-            return RegistryError(404, "NOT_FOUND", f"no such endpoint {request.path}").response()
-        raise
-    except Exception as exc:
-        error = registry_error(exc)
-        if error is None:
-            log.exception("failed %s %s", request.method, request.path)
-            error = RegistryError(500, "UNKNOWN", f"internal error: {exc.__class__.__name__}")
-        elif error.status >= 500:
-            log.warning("%s %s: %s", request.method, request.path, error.message)
-        return error.response()
-
-
-async def _add_api_version(_request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault(*handlers.API_VERSION)
