@@ -24,9 +24,10 @@ from wave_proxy.fusion_default import LAUNCHER_PREFIX, fusion_layer_specs
 from wave_proxy.image.layer import LayerDescriptor
 from wave_proxy.image.mutate import ConfigChanges
 from wave_proxy.server import handlers
-from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE, BLOBS
+from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE, BLOBS, CACHE_VERIFIER
 from wave_proxy.store.blobcache import BlobCache
 from wave_proxy.store.blobs import BlobStore
+from wave_proxy.store.cacheverify import CacheVerifier
 from wave_proxy.store.layers import ingest_layer
 from wave_proxy.store.memo import MemoizedStore
 from wave_proxy.store.metadata import MetadataStore
@@ -96,6 +97,7 @@ async def _lifecycle(
         app[BLOB_CACHE] = await asyncio.to_thread(
             BlobCache, data_dir / "cache", settings.blob_cache_size
         )
+        app[CACHE_VERIFIER] = CacheVerifier(app[BLOB_CACHE])
     changes = ConfigChanges(entrypoint_prefix=LAUNCHER_PREFIX if settings.fusion else ())
     app[AUGMENTER] = Augmenter(store, registries, layers, changes)
     for layer in layers:
@@ -106,7 +108,11 @@ async def _lifecycle(
             layer.platform or "all",
         )
     try:
-        async with api_routes.wave_api(app, settings, app[AUGMENTER], blobs), sweeping(app):
+        async with (
+            api_routes.wave_api(app, settings, app[AUGMENTER], blobs),
+            sweeping(app),
+            _verifying(app),
+        ):
             yield
     finally:
         if BLOB_CACHE in app:
@@ -115,6 +121,16 @@ async def _lifecycle(
                 await asyncio.wait_for(app[BLOB_CACHE].settled(), SHUTDOWN_GRACE)
         await session.close()
         await store.close()
+
+
+@contextlib.asynccontextmanager
+async def _verifying(app: web.Application) -> AsyncIterator[None]:
+    """Damaged cache entries are looked for after start and on a schedule."""
+    if CACHE_VERIFIER not in app:
+        yield
+        return
+    async with app[CACHE_VERIFIER].running():
+        yield
 
 
 async def open_metadata_store(settings: Settings) -> MetadataStore:
