@@ -190,6 +190,13 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+def parse_count(value: Any) -> int:
+    text = str(value).strip()
+    if not text.isdigit():
+        raise ConfigError(f"invalid number {value!r}: expected a whole number, 0 or more")
+    return int(text)
+
+
 def parse_bool(value: Any) -> bool:
     text = str(value).strip().lower()
     if text in ("1", "true", "yes", "on"):
@@ -407,6 +414,24 @@ OPTIONS: tuple[Option, ...] = (
         group="Wave API",
     ),
     Option(
+        "idle_timeout",
+        "close a connection that sends no complete request for this long (idle keep-alive "
+        "connections too)",
+        lambda value, _base: parse_duration(value),
+        "DURATION",
+        default="60s",
+        group="operations",
+    ),
+    Option(
+        "max_connections",
+        "connections served at once; more are closed at once (and logged once a minute); "
+        "0: half the process's open-files limit",
+        lambda value, _base: parse_count(value),
+        "N",
+        default="0",
+        group="operations",
+    ),
+    Option(
         "metrics_listen",
         "serve /metrics (and /healthz, /readyz) on this separate address instead of --listen",
         lambda value, _base: parse_listen(str(value)),
@@ -466,6 +491,9 @@ class Settings:
     # into fusion_layers at start) and run every image's command through its launcher.
     # load_settings turns this on unless layers are given; a Settings made in code opts in.
     fusion: bool = False
+    idle_timeout: float = field(default_factory=OPTION["idle_timeout"].default_value)
+    # 0: from the open-files limit (wave_proxy/app/connections.py)
+    max_connections: int = field(default_factory=OPTION["max_connections"].default_value)
     metrics_listen: tuple[str, int] | None = None  # None: /metrics on the main port
     shutdown_grace: float = field(default_factory=OPTION["shutdown_grace"].default_value)
     log_format: str = field(default_factory=OPTION["log_format"].default_value)

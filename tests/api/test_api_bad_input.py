@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
@@ -148,3 +149,16 @@ async def test_data_layer_expanding_past_the_limit_is_refused(make_api) -> None:
     assert body["message"] == (
         "containerConfig.layers[0]: the layer expands to more than 1048576 bytes"
     )
+
+
+async def test_a_body_trickling_in_too_slowly_is_a_408(api: TestClient, monkeypatch) -> None:
+    monkeypatch.setattr(handlers, "BODY_SECONDS", 0.5)
+
+    async def trickle():
+        yield b'{"containerImage": '
+        await asyncio.sleep(2)
+        yield b'"busybox:1"}'
+
+    response = await api.post("/v1alpha2/container", data=trickle())
+    assert response.status == 408
+    assert "not received within" in (await response.json())["message"]

@@ -5,6 +5,7 @@ The `/v2/wt/<token>/...` routes belong to the registry side (wave_proxy/app/toke
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from wave_proxy.image.reference import InvalidName
 from wave_proxy.upstream.registries import UnknownRegistry
 
 MAX_BODY = 48 << 20  # several data: layers of up to ~10 MiB each
+BODY_SECONDS = 120.0
 SERVICE = web.AppKey("wave_service", WaveService)
 FUSION = web.AppKey("fusion_layers", FusionLayers)
 API_KEYS = web.AppKey("api_keys", tuple)
@@ -77,13 +79,7 @@ async def read_json(request: web.Request) -> Any:
     in_header = _key_in_header(request)
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApiError(413, f"request body is over {MAX_BODY >> 20} MiB")
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(1 << 20):
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError(413, f"request body is over {MAX_BODY >> 20} MiB")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await _read_body(request)
     keys: tuple[str, ...] = request.app[API_KEYS]
     spellings = {form for key in keys for form in (key.encode(), json.dumps(key)[1:-1].encode())}
     if not in_header and not any(form in raw for form in spellings):
@@ -99,6 +95,22 @@ async def read_json(request: web.Request) -> Any:
         if not (isinstance(given, str) and _is_key(request, given)):
             raise _no_key()
     return body
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """At most MAX_BODY bytes within BODY_SECONDS: a body trickling in must not hold a
+    connection (and its memory) for ever."""
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            async for chunk in request.content.iter_chunked(1 << 20):
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise ApiError(413, f"request body is over {MAX_BODY >> 20} MiB")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, f"request body not received within {BODY_SECONDS:g}s") from None
+    return b"".join(chunks)
 
 
 def check_api_key(request: web.Request) -> None:

@@ -11,6 +11,7 @@ import signal
 from aiohttp import web
 
 from wave_proxy import metrics
+from wave_proxy.app.connections import BoundedRunner
 from wave_proxy.app.factory import create_admin_app, create_app
 from wave_proxy.app.health import LIFECYCLE
 from wave_proxy.app.logs import ACCESS_LOGGER, RequestLog
@@ -46,8 +47,10 @@ async def serve(settings: Settings) -> None:
 
 
 def _runner(app: web.Application, settings: Settings) -> web.AppRunner:
-    return web.AppRunner(
+    return BoundedRunner(
         app,
+        idle_timeout=settings.idle_timeout,
+        max_connections=settings.max_connections,
         access_log=logging.getLogger(ACCESS_LOGGER),
         access_log_class=RequestLog,
         shutdown_timeout=settings.shutdown_grace,

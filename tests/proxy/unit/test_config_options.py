@@ -35,6 +35,8 @@ EXAMPLES: dict[str, tuple[Any, Any]] = {
     "api_key": ("k-123", ("k-123",)),
     "allow_private_layer_hosts": (True, True),
     "fusion_layers": ("/srv/fusion-layers", Path("/srv/fusion-layers")),
+    "idle_timeout": ("10s", 10.0),
+    "max_connections": ("500", 500),
     "metrics_listen": ("127.0.0.1:9102", ("127.0.0.1", 9102)),
     "shutdown_grace": ("5s", 5.0),
     "log_format": ("json", "json"),
