@@ -9,6 +9,7 @@ source that sets them. Relative paths in a config file are relative to that file
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -188,6 +189,13 @@ def parse_duration(value: Any) -> float:
     if seconds <= 0:
         raise ConfigError(f"invalid duration {value!r}: use e.g. 3600, 90m, 36h or 2d")
     return seconds
+
+
+def parse_network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(str(value).strip(), strict=False)
+    except ValueError:
+        raise ConfigError(f"invalid address range {value!r}: expected e.g. 10.0.0.0/8") from None
 
 
 def parse_count(value: Any) -> int:
@@ -414,6 +422,33 @@ OPTIONS: tuple[Option, ...] = (
         group="Wave API",
     ),
     Option(
+        "allow_cidr",
+        "admit only clients from this address range (403 DENIED to others; /healthz and "
+        "/readyz stay open); default: every address",
+        _each(lambda value, _base: parse_network(value)),
+        "CIDR",
+        repeat=True,
+        group="access",
+    ),
+    Option(
+        "trusted_proxy",
+        "a load balancer's address range: its X-Forwarded-For names the client for "
+        "--allow-cidr (from other peers the header is ignored)",
+        _each(lambda value, _base: parse_network(value)),
+        "CIDR",
+        attr="trusted_proxies",
+        repeat=True,
+        group="access",
+    ),
+    Option(
+        "allow_anonymous_private",
+        "start even though upstream credentials (--registry-auth, --docker-config) would serve "
+        "private images to every client, for lack of --allow-cidr",
+        lambda value, _base: parse_bool(value),
+        default="false",
+        group="access",
+    ),
+    Option(
         "idle_timeout",
         "close a connection that sends no complete request for this long (idle keep-alive "
         "connections too)",
@@ -491,6 +526,9 @@ class Settings:
     # into fusion_layers at start) and run every image's command through its launcher.
     # load_settings turns this on unless layers are given; a Settings made in code opts in.
     fusion: bool = False
+    allow_cidr: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # () = all
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    allow_anonymous_private: bool = False
     idle_timeout: float = field(default_factory=OPTION["idle_timeout"].default_value)
     # 0: from the open-files limit (wave_proxy/app/connections.py)
     max_connections: int = field(default_factory=OPTION["max_connections"].default_value)

@@ -144,3 +144,12 @@ async def test_a_body_without_the_api_key_is_refused_before_it_is_parsed(
     response = await client.post("/v1alpha2/container", data=body)
     assert response.status == 401
     assert "API key" in (await response.json())["message"]
+
+
+async def test_tokens_carry_at_least_128_random_bits(api: TestClient) -> None:
+    tokens = set()
+    for _ in range(3):
+        _, body = await submit(api, {"containerImage": "busybox:1"})
+        tokens.add(body["containerToken"])
+    assert len(tokens) == 3
+    assert all(len(t) >= 32 and int(t, 16) >= 0 for t in tokens)  # 32 hex = 128 bits

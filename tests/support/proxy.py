@@ -20,17 +20,21 @@ WAVECTL = Path(sys.executable).with_name("wavectl")
 # Registry names the session proxy (tests/proxy/conftest.py) gives the private upstreams: host
 # names, as users would type them in an image reference.
 HTPASSWD_NAME = "basic.registry.test"
+LOOPBACK = "127.0.0.0/8"
 TOKEN_NAME = "token.registry.test"
 
 
 def upstream_args(registries: Mapping[str, Registry], with_credentials: bool = True) -> list[str]:
-    """`--registry NAME=URL` per registry, plus `--registry-auth` for those that need it."""
+    """`--registry NAME=URL` per registry, plus `--registry-auth` for those that need it; a
+    proxy holding credentials admits loopback clients only (it refuses to start open)."""
     args: list[str] = []
     for name, registry in registries.items():
         args += ["--registry", f"{name}={registry.url}"]
         if with_credentials and registry.credentials:
             creds = registry.credentials
             args += ["--registry-auth", f"{name}={creds.username}:{creds.password}"]
+    if "--registry-auth" in args:
+        args += ["--allow-cidr", LOOPBACK]
     return args
 
 

@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from wave_proxy.api import routes as api_routes
+from wave_proxy.app.access import allow_cidr_middleware, check_exposure
 from wave_proxy.app.health import LIFECYCLE, PROXY, Lifecycle, healthz, readyz
 from wave_proxy.app.housekeeping import sweeping
 from wave_proxy.app.middleware import add_api_version, oci_errors
@@ -47,7 +48,10 @@ def create_app(
     settings: Settings, retry: RetryPolicy | None = None, upstream_timeout: float = 30.0
 ) -> web.Application:
     """The proxy app; `retry` and `upstream_timeout` tune the upstream client (tests shorten)."""
-    app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[oci_errors])
+    middlewares = [oci_errors]
+    if settings.allow_cidr:  # before anything else happens
+        middlewares.insert(0, allow_cidr_middleware(settings.allow_cidr, settings.trusted_proxies))
+    app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=middlewares)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, settings, retry, upstream_timeout))
     app.on_response_prepare.append(add_api_version)
     app[LIFECYCLE] = Lifecycle()
@@ -82,6 +86,7 @@ async def _lifecycle(
     data_dir = settings.data_dir
     blobs = BlobStore(data_dir / "blobs")
     credentials = resolve_credentials(settings)
+    check_exposure(settings, credentials)
     store = MemoizedStore(ObservedStore(await open_metadata_store(settings)), IMMUTABLE_KEYS)
     # After the quick checks: providing the Fusion layers may take a build on first start.
     layers = await asyncio.to_thread(_ingest_layers, settings, blobs)
