@@ -422,6 +422,14 @@ OPTIONS: tuple[Option, ...] = (
         group="Wave API",
     ),
     Option(
+        "htpasswd",
+        "clients must log in (docker login; the registry token flow at /v2/token) as a user of "
+        "this file of bcrypt entries, as `htpasswd -B` writes them; Wave token URLs stay open",
+        _path,
+        "FILE",
+        group="access",
+    ),
+    Option(
         "allow_cidr",
         "admit only clients from this address range (403 DENIED to others; /healthz and "
         "/readyz stay open); default: every address",
@@ -443,7 +451,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "allow_anonymous_private",
         "start even though upstream credentials (--registry-auth, --docker-config) would serve "
-        "private images to every client, for lack of --allow-cidr",
+        "private images to every client, for lack of --htpasswd or --allow-cidr",
         lambda value, _base: parse_bool(value),
         default="false",
         group="access",
@@ -526,6 +534,7 @@ class Settings:
     # into fusion_layers at start) and run every image's command through its launcher.
     # load_settings turns this on unless layers are given; a Settings made in code opts in.
     fusion: bool = False
+    htpasswd: Path | None = None  # None: pulls need no login
     allow_cidr: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # () = all
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     allow_anonymous_private: bool = False

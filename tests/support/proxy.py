@@ -73,7 +73,8 @@ class Proxy:
         try:
             self.service.wait_port(self.port, timeout=self.start_timeout)
             wait_until(
-                lambda: requests.get(f"{self.url}/v2/", timeout=2).status_code == 200,
+                # 401: the proxy asks its clients to log in (--htpasswd)
+                lambda: requests.get(f"{self.url}/v2/", timeout=2).status_code in (200, 401),
                 timeout=30,
                 what=f"wavectl serve to answer {self.url}/v2/",
             )

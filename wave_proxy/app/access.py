@@ -75,10 +75,13 @@ def allow_cidr_middleware(
 
 def check_exposure(settings: Settings, credentials: Mapping[str, object]) -> None:
     """Refuse to serve with upstream credentials and no access control, unless on purpose."""
-    if not credentials or settings.allow_cidr or settings.allow_anonymous_private:
+    if not credentials or settings.allow_anonymous_private:
+        return
+    if settings.allow_cidr or settings.htpasswd:
         return
     raise ConfigError(
         f"upstream credentials are configured for {', '.join(sorted(credentials))}: anyone who "
         "reaches this proxy would pull private images with them; admit clients with "
-        "--allow-cidr, or pass --allow-anonymous-private to serve them to everyone on purpose"
+        "--htpasswd or --allow-cidr, or pass --allow-anonymous-private to serve them to everyone "
+        "on purpose"
     )

@@ -14,6 +14,13 @@ from aiohttp import web
 
 from wave_proxy.api import routes as api_routes
 from wave_proxy.app.access import allow_cidr_middleware, check_exposure
+from wave_proxy.app.clientauth import (
+    CLIENT_AUTH,
+    ClientAuth,
+    Htpasswd,
+    client_auth_middleware,
+    token_endpoint,
+)
 from wave_proxy.app.health import LIFECYCLE, PROXY, Lifecycle, healthz, readyz
 from wave_proxy.app.housekeeping import sweeping
 from wave_proxy.app.middleware import add_api_version, oci_errors
@@ -49,6 +56,9 @@ def create_app(
 ) -> web.Application:
     """The proxy app; `retry` and `upstream_timeout` tune the upstream client (tests shorten)."""
     middlewares = [oci_errors]
+    auth = ClientAuth(Htpasswd.load(settings.htpasswd)) if settings.htpasswd else None
+    if auth is not None:
+        middlewares.insert(0, client_auth_middleware(auth))
     if settings.allow_cidr:  # before anything else happens
         middlewares.insert(0, allow_cidr_middleware(settings.allow_cidr, settings.trusted_proxies))
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=middlewares)
@@ -57,6 +67,9 @@ def create_app(
     app[LIFECYCLE] = Lifecycle()
     add_health_routes(app.router, with_metrics=settings.metrics_listen is None)
     api_routes.add_routes(app.router)
+    if auth is not None:
+        app[CLIENT_AUTH] = auth
+        app.router.add_get("/v2/token", token_endpoint)
     # /v2/wt/<token>/ ahead of the /v2 catch-all: a token's image, not a mirrored repository
     app.router.add_route("*", "/v2/wt/{token}/{path:.+}", token_registry)
     app.router.add_route("*", "/v2", handlers.version)

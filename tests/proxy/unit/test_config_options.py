@@ -36,6 +36,7 @@ EXAMPLES: dict[str, tuple[Any, Any]] = {
     "api_key": ("k-123", ("k-123",)),
     "allow_private_layer_hosts": (True, True),
     "fusion_layers": ("/srv/fusion-layers", Path("/srv/fusion-layers")),
+    "htpasswd": ("/etc/wave/htpasswd", Path("/etc/wave/htpasswd")),
     "allow_cidr": ("10.0.0.0/8", (ipaddress.ip_network("10.0.0.0/8"),)),
     "trusted_proxy": ("192.168.0.0/16", (ipaddress.ip_network("192.168.0.0/16"),)),
     "allow_anonymous_private": (True, True),
