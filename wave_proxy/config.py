@@ -422,6 +422,21 @@ OPTIONS: tuple[Option, ...] = (
         group="Wave API",
     ),
     Option(
+        "tls_cert",
+        "serve HTTPS on --listen with this PEM certificate (chain); SIGHUP reloads it and "
+        "--tls-key without dropping connections",
+        _path,
+        "FILE",
+        group="access",
+    ),
+    Option(
+        "tls_key",
+        "the PEM private key of --tls-cert (a secret: never logged)",
+        _path,
+        "FILE",
+        group="access",
+    ),
+    Option(
         "htpasswd",
         "clients must log in (docker login; the registry token flow at /v2/token) as a user of "
         "this file of bcrypt entries, as `htpasswd -B` writes them; Wave token URLs stay open",
@@ -432,7 +447,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "allow_cidr",
         "admit only clients from this address range (403 DENIED to others; /healthz and "
-        "/readyz stay open); default: every address",
+        "/readyz stay open); with --htpasswd, these need no login and the others must log in; "
+        "default: every address",
         _each(lambda value, _base: parse_network(value)),
         "CIDR",
         repeat=True,
@@ -534,6 +550,8 @@ class Settings:
     # into fusion_layers at start) and run every image's command through its launcher.
     # load_settings turns this on unless layers are given; a Settings made in code opts in.
     fusion: bool = False
+    tls_cert: Path | None = None  # with tls_key: HTTPS on the listen port
+    tls_key: Path | None = None
     htpasswd: Path | None = None  # None: pulls need no login
     allow_cidr: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # () = all
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()

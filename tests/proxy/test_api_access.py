@@ -3,7 +3,9 @@ that would serve private images to everyone."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,25 @@ async def test_anonymous_private_serving_starts_when_asked_for_on_purpose(
         allow_anonymous_private=True,
     )
     assert (await client.get("/v2/")).status == 200
+
+
+async def test_with_htpasswd_too_addresses_inside_need_no_login_and_others_must_log_in(
+    aiohttp_client, upstream: Registry, tmp_path: Path
+) -> None:
+    users = tmp_path / "htpasswd"
+    subprocess.run(["htpasswd", "-B", "-b", "-c", str(users), "u", "pw"], check=True)
+    client = await make_client(
+        aiohttp_client,
+        upstream,
+        tmp_path,
+        htpasswd=users,
+        allow_cidr=(NET("10.0.0.0/8"),),
+        trusted_proxies=(NET("127.0.0.1/32"),),
+    )
+    assert (await client.get("/v2/", headers={"X-Forwarded-For": "10.1.2.3"})).status == 200
+    outside = await client.get("/v2/", headers={"X-Forwarded-For": "192.0.2.7"})
+    assert outside.status == 401
+    assert outside.headers["WWW-Authenticate"].startswith("Bearer realm=")
+    login = base64.b64encode(b"u:pw").decode()
+    logged_in = {"X-Forwarded-For": "192.0.2.7", "Authorization": f"Basic {login}"}
+    assert (await client.get("/v2/", headers=logged_in)).status == 200

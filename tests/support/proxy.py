@@ -64,7 +64,8 @@ class Proxy:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        scheme = "https" if "--tls-cert" in self.args else "http"
+        return f"{scheme}://{self.host}"
 
     def start(self) -> None:
         argv = [str(WAVECTL), "serve", "--listen", self.host, "--data-dir", str(self.data_dir)]
@@ -74,7 +75,10 @@ class Proxy:
             self.service.wait_port(self.port, timeout=self.start_timeout)
             wait_until(
                 # 401: the proxy asks its clients to log in (--htpasswd)
-                lambda: requests.get(f"{self.url}/v2/", timeout=2).status_code in (200, 401),
+                lambda: (
+                    requests.get(f"{self.url}/v2/", timeout=2, verify=False).status_code
+                    in (200, 401)
+                ),
                 timeout=30,
                 what=f"wavectl serve to answer {self.url}/v2/",
             )

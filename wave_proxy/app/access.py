@@ -56,15 +56,25 @@ def client_address(
     return ip
 
 
+# On a request: admitted by its address, so it needs no login (--allow-cidr with --htpasswd).
+ADMITTED_BY_ADDRESS = web.RequestKey("admitted_by_address", bool)
+
+
 def allow_cidr_middleware(
-    allowed: Sequence[Network], trusted: Sequence[Network]
+    allowed: Sequence[Network], trusted: Sequence[Network], others_may_log_in: bool = False
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """403 DENIED outside `allowed`; with `others_may_log_in` (--htpasswd too), addresses inside
+    are admitted without a login (mirror clients: dockerd cannot send one) and the others must
+    log in."""
+
     @web.middleware
     async def admit(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path not in OPEN_PATHS:
             forwarded = request.headers.getall("X-Forwarded-For", [])
             ip = client_address(request.remote, forwarded, trusted)
-            if ip is None or not _within(ip, allowed):
+            inside = ip is not None and _within(ip, allowed)
+            request[ADMITTED_BY_ADDRESS] = inside
+            if not inside and not others_may_log_in:
                 return RegistryError(
                     403, "DENIED", f"clients from {ip or 'this address'} are not admitted"
                 ).response()

@@ -30,6 +30,7 @@ import bcrypt
 from aiohttp import web
 from cachetools import TTLCache
 
+from wave_proxy.app.access import ADMITTED_BY_ADDRESS
 from wave_proxy.config import ConfigError
 from wave_proxy.failures import RegistryError
 
@@ -202,6 +203,8 @@ def client_auth_middleware(
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
         if not path.startswith("/v2") or path.startswith(("/v2/wt/", "/v2/token")):
+            return await handler(request)
+        if request.get(ADMITTED_BY_ADDRESS):  # --allow-cidr: admitted without a login
             return await handler(request)
         match = _REPOSITORY_PATH.match(path)
         repository = match["name"] if match else None

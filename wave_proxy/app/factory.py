@@ -60,7 +60,10 @@ def create_app(
     if auth is not None:
         middlewares.insert(0, client_auth_middleware(auth))
     if settings.allow_cidr:  # before anything else happens
-        middlewares.insert(0, allow_cidr_middleware(settings.allow_cidr, settings.trusted_proxies))
+        admit = allow_cidr_middleware(
+            settings.allow_cidr, settings.trusted_proxies, others_may_log_in=auth is not None
+        )
+        middlewares.insert(0, admit)
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=middlewares)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, settings, retry, upstream_timeout))
     app.on_response_prepare.append(add_api_version)
