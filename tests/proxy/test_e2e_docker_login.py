@@ -3,12 +3,14 @@ without a login the pull is refused with a clear message."""
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support import need_binary
 from tests.support.dockerd import Dockerd, dockerd_running
 from tests.support.images import Shapes
 from tests.support.proxy import Proxy, proxy_running, upstream_args
@@ -67,3 +69,25 @@ def test_docker_login_with_a_wrong_password_fails(
     login = daemon.cli(*config, "login", host, "-u", USER, "-p", "nope", check=False)
     assert login.returncode != 0
     assert "unauthorized" in login.stderr.lower() or "401" in login.stderr
+
+
+def test_containerd_pulls_with_a_static_authorization_header_in_hosts_toml(
+    daemon: Dockerd, tls_login_proxy: Proxy, tmp_path: Path
+):
+    login = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    host = f"https://{tls_login_proxy.host}"
+    hosts = tmp_path / "certs.d" / "docker.io" / "hosts.toml"
+    hosts.parent.mkdir(parents=True)
+    hosts.write_text(
+        f'server = "https://registry-1.docker.io"\n\n[host."{host}"]\n'
+        f'  capabilities = ["pull", "resolve"]\n  skip_verify = true\n'
+        f'  [host."{host}".header]\n    Authorization = ["Basic {login}"]\n'
+    )
+    ctr = [need_binary("ctr"), "-a", daemon.containerd_address, "-n", "harden-login"]
+    reference = "docker.io/library/busybox:1"
+    pulled = subprocess.run(
+        [*ctr, "images", "pull", "--hosts-dir", str(tmp_path / "certs.d"), reference],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    subprocess.run([*ctr, "images", "rm", reference], capture_output=True, check=False)
+    assert pulled.returncode == 0, pulled.stderr + tls_login_proxy.log()[-2000:]
