@@ -136,3 +136,14 @@ def test_htpasswd_files_with_entries_other_than_bcrypt_are_refused(tmp_path: Pat
     path.write_text(line + "\n")
     with pytest.raises(ConfigError, match=r"line 1: .* only bcrypt"):
         Htpasswd.load(path)
+
+
+async def test_a_repository_named_like_the_token_endpoint_still_needs_a_login(client):
+    assert (await client.get("/v2/tokens/tool/manifests/1")).status == 401
+
+
+async def test_a_token_does_not_cover_a_repository_that_merely_begins_with_its_name(client):
+    token = await token_for(client, "repository:library/busybox:pull", **basic(USER, PASSWORD))
+    path = "/v2/library/busybox/manifests/x/manifests/1"
+    response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 401

@@ -39,7 +39,9 @@ REMEMBER_SECONDS = 300.0
 MAX_SCOPES = 32
 _BCRYPT = re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
 _SCOPE = re.compile(r"repository:(?P<name>[a-z0-9._/-]{1,255}):(?P<actions>[a-z,*]+)")
-_REPOSITORY_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags)/")
+# The repository as the registry routes read it (greedy, like server/handlers.py), so a scope
+# for `a` never covers `a/manifests/b/manifests/1`.
+_REPOSITORY_PATH = re.compile(r"^/v2/(?P<name>.+)/(?:(?:manifests|blobs)/[^/]+|tags/list)$")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -202,7 +204,7 @@ def client_auth_middleware(
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
-        if not path.startswith("/v2") or path.startswith(("/v2/wt/", "/v2/token")):
+        if not path.startswith("/v2") or path == "/v2/token" or path.startswith("/v2/wt/"):
             return await handler(request)
         if request.get(ADMITTED_BY_ADDRESS):  # --allow-cidr: admitted without a login
             return await handler(request)
