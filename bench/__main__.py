@@ -20,6 +20,7 @@ SUITES = {
     "startup": "bench.startup",
     "fio": "bench.fio",
     "pipeline": "bench.pipeline",
+    "security": "bench.security",
 }
 
 

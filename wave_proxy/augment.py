@@ -33,7 +33,7 @@ from wave_proxy.image.mutate import (
     rewrite_index,
 )
 from wave_proxy.image.reference import ImageName, validate_tag
-from wave_proxy.store.metadata import MetadataStore, StoredDocument
+from wave_proxy.store.metadata import MetadataStore, MetadataStoreError, StoredDocument
 from wave_proxy.upstream.client import FetchedManifest, RegistryClient
 from wave_proxy.upstream.errors import UpstreamRateLimited, UpstreamUnavailable
 from wave_proxy.upstream.registries import Registries
@@ -147,7 +147,7 @@ class Augmenter:
 
     async def link_blob(self, name: ImageName, digest: str) -> None:
         if not await self.is_linked(name, digest):
-            await self.store.set_value(_link_key(name, digest), UPSTREAM_BLOB)
+            await self._record(self.store.set_value(_link_key(name, digest), UPSTREAM_BLOB))
 
     # -- tags ----------------------------------------------------------------------------------
 
@@ -167,8 +167,8 @@ class Augmenter:
                 return last
             raise
         parse_digest(digest)
-        await self.store.set_value(fresh_key, digest, self.tag_ttl)
-        await self.store.set_value(last_key, digest)
+        await self._record(self.store.set_value(fresh_key, digest, self.tag_ttl))
+        await self._record(self.store.set_value(last_key, digest))
         return digest
 
     # -- digests -------------------------------------------------------------------------------
@@ -205,7 +205,7 @@ class Augmenter:
             _media_type_of(fetched), fetched.body
         )
         await self._persist(name, result, base=upstream_digest)
-        await self.store.set_value(result_key, result.digest)
+        await self._record(self.store.set_value(result_key, result.digest))
         return ServedManifest(
             result.body, result.media_type, result.digest, result.digest != upstream_digest
         )
@@ -262,11 +262,21 @@ class Augmenter:
         return rewrite_index(fetched.body, fetched.media_type, replacements, str(name))
 
     async def _persist(self, name: ImageName, document: Document, base: str) -> None:
-        """Store a document, then link it to the repository (so it is never linked yet absent)."""
-        await self.store.put_document(
-            document.digest, StoredDocument(document.media_type, document.body)
-        )
-        await self.store.set_value(_link_key(name, document.digest), base)
+        """Store a document, then link it to the repository (so it is never linked yet absent;
+        on a full disk both fail, and the memo serves them in this process)."""
+        stored = StoredDocument(document.media_type, document.body)
+        await self._record(self.store.put_document(document.digest, stored))
+        await self._record(self.store.set_value(_link_key(name, document.digest), base))
+
+    async def _record(self, write: Awaitable[None]) -> bool:
+        """A write that spares work later (the memo in front of the store serves this process
+        meanwhile): a store that cannot take it, e.g. on a full disk, must not fail the pull."""
+        try:
+            await write
+        except MetadataStoreError as exc:
+            log.warning("pull served without recording it: %s", exc)
+            return False
+        return True
 
     async def _single_flight(
         self, key: str, produce: Callable[[], Awaitable[ServedManifest]]

@@ -9,6 +9,7 @@ source that sets them. Relative paths in a config file are relative to that file
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -117,6 +118,11 @@ def parse_registries(value: Any) -> dict[str, str]:
     result = {}
     for name, url in pairs:
         parts = urlsplit(str(url))
+        if "@" in parts.netloc:  # echoed in errors and logs otherwise
+            raise ConfigError(
+                f"the URL for registry {name} carries credentials: give the bare URL and the "
+                f"credentials with --registry-auth {name}=USER:PASSWORD"
+            )
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"invalid URL {url!r} for registry {name}: use http(s)://HOST[:PORT]")
         result[_registry_name(name)] = str(url).rstrip("/")
@@ -182,6 +188,20 @@ def parse_duration(value: Any) -> float:
     if seconds <= 0:
         raise ConfigError(f"invalid duration {value!r}: use e.g. 3600, 90m, 36h or 2d")
     return seconds
+
+
+def parse_network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(str(value).strip(), strict=False)
+    except ValueError:
+        raise ConfigError(f"invalid address range {value!r}: expected e.g. 10.0.0.0/8") from None
+
+
+def parse_count(value: Any) -> int:
+    text = str(value).strip()
+    if not text.isdigit():
+        raise ConfigError(f"invalid number {value!r}: expected a whole number, 0 or more")
+    return int(text)
 
 
 def parse_bool(value: Any) -> bool:
@@ -401,6 +421,75 @@ OPTIONS: tuple[Option, ...] = (
         group="Wave API",
     ),
     Option(
+        "tls_cert",
+        "serve HTTPS on --listen with this PEM certificate (chain); SIGHUP reloads it and "
+        "--tls-key without dropping connections",
+        _path,
+        "FILE",
+        group="access",
+    ),
+    Option(
+        "tls_key",
+        "the PEM private key of --tls-cert (a secret: never logged)",
+        _path,
+        "FILE",
+        group="access",
+    ),
+    Option(
+        "htpasswd",
+        "clients must log in (docker login; the registry token flow at /v2/token) as a user of "
+        "this file of bcrypt entries, as `htpasswd -B` writes them; Wave token URLs stay open",
+        _path,
+        "FILE",
+        group="access",
+    ),
+    Option(
+        "allow_cidr",
+        "admit only clients from this address range (403 DENIED to others; /healthz and "
+        "/readyz stay open); with --htpasswd, these need no login and the others must log in; "
+        "default: every address",
+        _each(lambda value, _base: parse_network(value)),
+        "CIDR",
+        repeat=True,
+        group="access",
+    ),
+    Option(
+        "trusted_proxy",
+        "a load balancer's address range: its X-Forwarded-For names the client for "
+        "--allow-cidr (from other peers the header is ignored)",
+        _each(lambda value, _base: parse_network(value)),
+        "CIDR",
+        attr="trusted_proxies",
+        repeat=True,
+        group="access",
+    ),
+    Option(
+        "allow_anonymous_private",
+        "start even though upstream credentials (--registry-auth, --docker-config) would serve "
+        "private images to every client, for lack of --htpasswd or --allow-cidr",
+        lambda value, _base: parse_bool(value),
+        default="false",
+        group="access",
+    ),
+    Option(
+        "idle_timeout",
+        "close a connection that sends no complete request for this long (idle keep-alive "
+        "connections too)",
+        lambda value, _base: parse_duration(value),
+        "DURATION",
+        default="60s",
+        group="operations",
+    ),
+    Option(
+        "max_connections",
+        "connections served at once; more are closed at once (and logged once a minute); "
+        "0: half the process's open-files limit",
+        lambda value, _base: parse_count(value),
+        "N",
+        default="0",
+        group="operations",
+    ),
+    Option(
         "metrics_listen",
         "serve /metrics (and /healthz, /readyz) on this separate address instead of --listen",
         lambda value, _base: parse_listen(str(value)),
@@ -460,6 +549,15 @@ class Settings:
     # into fusion_layers at start) and run every image's command through its launcher.
     # load_settings turns this on unless layers are given; a Settings made in code opts in.
     fusion: bool = False
+    tls_cert: Path | None = None  # with tls_key: HTTPS on the listen port
+    tls_key: Path | None = None
+    htpasswd: Path | None = None  # None: pulls need no login
+    allow_cidr: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # () = all
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    allow_anonymous_private: bool = False
+    idle_timeout: float = field(default_factory=OPTION["idle_timeout"].default_value)
+    # 0: from the open-files limit (wave_proxy/app/connections.py)
+    max_connections: int = field(default_factory=OPTION["max_connections"].default_value)
     metrics_listen: tuple[str, int] | None = None  # None: /metrics on the main port
     shutdown_grace: float = field(default_factory=OPTION["shutdown_grace"].default_value)
     log_format: str = field(default_factory=OPTION["log_format"].default_value)

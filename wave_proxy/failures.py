@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from wave_proxy.augment import NotAcceptable
 from wave_proxy.image.digest import DigestError
 from wave_proxy.image.mutate import ManifestError
 from wave_proxy.image.reference import InvalidName
-from wave_proxy.store.metadata import StoreUnavailable
+from wave_proxy.store.metadata import MetadataStoreError, StoreUnavailable
 from wave_proxy.upstream.errors import (
     UpstreamBadResponse,
     UpstreamDenied,
@@ -25,6 +26,8 @@ from wave_proxy.upstream.errors import (
     UpstreamUnavailable,
 )
 from wave_proxy.upstream.registries import UnknownRegistry
+
+log = logging.getLogger(__name__)
 
 
 class RegistryError(Exception):
@@ -73,6 +76,9 @@ def registry_error(exc: Exception) -> RegistryError | None:
         return _upstream_error(exc)
     if isinstance(exc, StoreUnavailable):
         return RegistryError(503, "UNAVAILABLE", f"{exc}; retry shortly")
+    if isinstance(exc, MetadataStoreError):  # e.g. a full disk: the cause is for the log only
+        log.error("%s", exc)
+        return RegistryError(503, "UNAVAILABLE", "this proxy cannot record state now; retry later")
     return None
 
 

@@ -42,6 +42,11 @@ BLOB_CACHE_REQUESTS = Counter(
     "Upstream blobs asked for: hit (served from the cache or a fill in progress) or miss.",
     ["result"],
 )
+BLOB_CACHE_CORRUPT = Counter(
+    PREFIX + "blob_cache_corrupt_blobs",
+    "Cached blobs found not to match their digest (re-hashed after start, on a schedule and "
+    "after being served), dropped to be refilled from upstream.",
+)
 BLOB_CACHE_BYTES = Gauge(PREFIX + "blob_cache_bytes", "Bytes held in the blob cache.")
 BLOB_CACHE_LIMIT = Gauge(PREFIX + "blob_cache_limit_bytes", "The blob cache's bound.")
 AUGMENTATIONS = Histogram(

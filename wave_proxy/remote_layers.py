@@ -33,12 +33,31 @@ class RemoteLayerError(ValueError):
     """A layer URL that cannot or may not be fetched; the message says why."""
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known prefix: the IPv4 address is the tail
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215, operator-chosen mappings
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated `::a.b.c.d`
+
+
 def refused_address(address: str) -> bool:
-    """Whether connecting to `address` could reach something private to the proxy's network."""
+    """Whether connecting to `address` could reach something private to the proxy's network.
+
+    IPv6 forms that carry an IPv4 address (mapped, NAT64, 6to4, IPv4-compatible, Teredo) are
+    judged by that IPv4 address too: a gateway would forward to it."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
+    if not ip.is_global or ip.is_multicast:
+        return True
+    if isinstance(ip, ipaddress.IPv4Address):
+        return False
+    if ip in _LOCAL_NAT64:
+        return True
+    return any(refused_address(str(v4)) for v4 in _embedded_ipv4(ip))
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    found = [ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None]
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [v4 for v4 in found if v4 is not None]
 
 
 class PublicOnlyResolver(AbstractResolver):

@@ -74,6 +74,7 @@ def test_token_repository_is_pulled_with_docker_config_credentials(
     args = [
         *upstream_args({TOKEN_NAME: token_upstream}, with_credentials=False),
         "--docker-config", str(config),
+        "--allow-cidr", "127.0.0.0/8",
         "--layer", str(marker_layer[0]),
     ]  # fmt: skip
     with proxy_running(tmp_path / "proxy", args) as proxy:

@@ -101,6 +101,17 @@ def tar_layer(files: Mapping[str, bytes | Symlink], compresslevel: int = 6) -> L
     return Layer(gzip.compress(raw, compresslevel=compresslevel, mtime=0), sha256(raw))
 
 
+def raw_layer(*members: tuple[tarfile.TarInfo, bytes]) -> Layer:
+    """A layer whose entries are written exactly as given (hostile names and links too)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, content in members:
+            info.size = len(content) if info.isreg() else 0
+            tar.addfile(info, io.BytesIO(content))
+    raw = buffer.getvalue()
+    return Layer(gzip.compress(raw, mtime=0), sha256(raw))
+
+
 def _tar_info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = kind

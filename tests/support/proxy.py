@@ -23,17 +23,21 @@ WAVECTL = Path(sys.executable).with_name("wavectl")
 # Registry names the session proxy (tests/e2e/conftest.py) gives the private upstreams: host
 # names, as users would type them in an image reference.
 HTPASSWD_NAME = "basic.registry.test"
+LOOPBACK = "127.0.0.0/8"
 TOKEN_NAME = "token.registry.test"
 
 
 def upstream_args(registries: Mapping[str, Registry], with_credentials: bool = True) -> list[str]:
-    """`--registry NAME=URL` per registry, plus `--registry-auth` for those that need it."""
+    """`--registry NAME=URL` per registry, plus `--registry-auth` for those that need it; a
+    proxy holding credentials admits loopback clients only (it refuses to start open)."""
     args: list[str] = []
     for name, registry in registries.items():
         args += ["--registry", f"{name}={registry.url}"]
         if with_credentials and registry.credentials:
             creds = registry.credentials
             args += ["--registry-auth", f"{name}={creds.username}:{creds.password}"]
+    if "--registry-auth" in args:
+        args += ["--allow-cidr", LOOPBACK]
     return args
 
 
@@ -63,7 +67,8 @@ class Proxy:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        scheme = "https" if "--tls-cert" in self.args else "http"
+        return f"{scheme}://{self.host}"
 
     def start(self) -> None:
         argv = [str(WAVECTL), "serve", "--listen", self.host, "--data-dir", str(self.data_dir)]
@@ -72,7 +77,11 @@ class Proxy:
         try:
             self.service.wait_port(self.port, timeout=self.start_timeout)
             wait_until(
-                lambda: requests.get(f"{self.url}/v2/", timeout=2).status_code == 200,
+                # 401: the proxy asks its clients to log in (--htpasswd)
+                lambda: (
+                    requests.get(f"{self.url}/v2/", timeout=2, verify=False).status_code
+                    in (200, 401)
+                ),
                 timeout=30,
                 what=f"wavectl serve to answer {self.url}/v2/",
             )

@@ -5,6 +5,7 @@ The `/v2/wt/<token>/...` routes belong to the registry side (wave_proxy/app/toke
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from wave_proxy.image.reference import InvalidName
 from wave_proxy.upstream.registries import UnknownRegistry
 
 MAX_BODY = 48 << 20  # several data: layers of up to ~10 MiB each
+BODY_SECONDS = 120.0
 SERVICE = web.AppKey("wave_service", WaveService)
 FUSION = web.AppKey("fusion_layers", FusionLayers)
 API_KEYS = web.AppKey("api_keys", tuple)
@@ -68,38 +70,70 @@ def _json(data: Any) -> web.Response:
     return web.json_response(data)
 
 
-async def read_json(request: web.Request, body_key: str | None = "towerAccessToken") -> Any:
-    """The JSON body within MAX_BODY; checks the API key (header or `towerAccessToken`)."""
+async def read_json(request: web.Request) -> Any:
+    """The JSON body within MAX_BODY, once the API key is known to be there.
+
+    The key comes in `Authorization: Bearer KEY` (checked before the body is read) or, as
+    Nextflow sends it, in the body's `towerAccessToken`: then the raw body must hold the key
+    before it is parsed, so a client without it costs no JSON parsing."""
+    in_header = _key_in_header(request)
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApiError(413, f"request body is over {MAX_BODY >> 20} MiB")
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(1 << 20):
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError(413, f"request body is over {MAX_BODY >> 20} MiB")
-        chunks.append(chunk)
+    raw = await _read_body(request)
+    keys: tuple[str, ...] = request.app[API_KEYS]
+    spellings = {form for key in keys for form in (key.encode(), json.dumps(key)[1:-1].encode())}
+    if not in_header and not any(form in raw for form in spellings):
+        raise _no_key()
     try:
-        body = json.loads(b"".join(chunks))
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}") from None
-    in_body = body.get(body_key) if isinstance(body, dict) and body_key else None
-    check_api_key(request, in_body)
+    except RecursionError:
+        raise ApiError(400, "request body is nested too deeply") from None
+    if not in_header:
+        given = body.get("towerAccessToken") if isinstance(body, dict) else None
+        if not (isinstance(given, str) and _is_key(request, given)):
+            raise _no_key()
     return body
 
 
-def check_api_key(request: web.Request, in_body: Any = None) -> None:
-    """Open when no key is configured; else `Authorization: Bearer KEY` or the body's token."""
-    keys: tuple[str, ...] = request.app[API_KEYS]
-    if not keys:
-        return
+async def _read_body(request: web.Request) -> bytes:
+    """At most MAX_BODY bytes within BODY_SECONDS: a body trickling in must not hold a
+    connection (and its memory) for ever."""
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            async for chunk in request.content.iter_chunked(1 << 20):
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise ApiError(413, f"request body is over {MAX_BODY >> 20} MiB")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, f"request body not received within {BODY_SECONDS:g}s") from None
+    return b"".join(chunks)
+
+
+def check_api_key(request: web.Request) -> None:
+    """Open when no key is configured; else `Authorization: Bearer KEY`."""
+    if not _key_in_header(request):
+        raise _no_key()
+
+
+def _key_in_header(request: web.Request) -> bool:
+    """True when no key is configured or the header carries one."""
+    if not request.app[API_KEYS]:
+        return True
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    candidates = [given.strip()] if scheme.lower() == "bearer" else []
-    if isinstance(in_body, str):
-        candidates.append(in_body)
-    for candidate in candidates:
-        if any(secrets.compare_digest(candidate.encode(), k.encode()) for k in keys):
-            return
-    raise ApiError(
+    return scheme.lower() == "bearer" and _is_key(request, given.strip())
+
+
+def _is_key(request: web.Request, candidate: str) -> bool:
+    keys: tuple[str, ...] = request.app[API_KEYS]
+    return any(secrets.compare_digest(candidate.encode(), k.encode()) for k in keys)
+
+
+def _no_key() -> ApiError:
+    return ApiError(
         401,
         "this Wave endpoint needs an API key: send `Authorization: Bearer <key>` "
         "(Nextflow: set tower.accessToken to the key)",
@@ -144,6 +178,7 @@ def _common_response(record: TokenRecord, host: str) -> dict[str, Any]:
 
 @api_endpoint
 async def describe_token(request: web.Request) -> web.Response:
+    check_api_key(request)
     record = await request.app[SERVICE].lookup(request.match_info["token"])
     return _json(describe(record, _host(request)))
 
@@ -157,6 +192,7 @@ async def delete_token(request: web.Request) -> web.Response:
 
 @api_endpoint
 async def container_details(request: web.Request) -> web.Response:
+    check_api_key(request)
     record = await request.app[SERVICE].lookup(request.match_info["request_id"])
     details = describe(record, _host(request))
     return _json(
@@ -177,6 +213,7 @@ async def container_details(request: web.Request) -> web.Response:
 
 @api_endpoint
 async def container_status(request: web.Request) -> web.Response:
+    check_api_key(request)
     record = await request.app[SERVICE].lookup(request.match_info["request_id"])
     return _json(
         {

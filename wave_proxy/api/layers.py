@@ -20,16 +20,17 @@ import base64
 import binascii
 import io
 import json
-import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from wave_proxy.api.fusion import FusionLayers
 from wave_proxy.api.request import LayerRequest, RequestError
-from wave_proxy.image.layer import LayerDescriptor, LayerDigester, LayerError, Platform
+from wave_proxy.image.layer import LayerDescriptor, LayerError, Platform
+from wave_proxy.image.layercheck import MAX_EXPANDED, check_layer
 from wave_proxy.remote_layers import RemoteLayerError, RemoteLayerFetcher
-from wave_proxy.store.blobs import BlobStore, read_chunks
+from wave_proxy.store.blobs import BlobStore
 from wave_proxy.store.metadata import MetadataStore
 
 MAX_DATA_LOCATION = 14_000_000  # characters, as the incumbent: ~10 MiB of .tar.gz
@@ -46,6 +47,8 @@ class LayerRejected(RequestError):
 class LayerLimits:
     data_location_chars: int = MAX_DATA_LOCATION
     remote_bytes: int = MAX_REMOTE_LAYER
+    expanded_bytes: int = MAX_EXPANDED  # what a layer may decompress to (gzip bombs)
+    ingests: int = 2  # layers checked at once: each keeps a CPU busy
 
 
 def verify(content_digest: LayerDescriptor, request: LayerRequest, where: str) -> None:
@@ -75,26 +78,17 @@ def decode_data_layer(request: LayerRequest, where: str, max_chars: int) -> byte
         raise LayerRejected(f"{where}.location: data: payload is not valid base64") from None
 
 
-def describe(chunks: Iterable[bytes], where: str) -> LayerDescriptor:
-    digester = LayerDigester()
+def inspect_file(path: Path, where: str, max_expanded: int) -> LayerDescriptor:
+    """check_layer on a file, its failures said as the request's (blocks: run in a thread)."""
+    with path.open("rb") as f:
+        return inspect_stream(f, where, max_expanded)
+
+
+def inspect_stream(source: BinaryIO, where: str, max_expanded: int) -> LayerDescriptor:
     try:
-        for chunk in chunks:
-            digester.update(chunk)
-        return digester.finish()
+        return check_layer(source, max_expanded)
     except LayerError as exc:
-        raise LayerRejected(f"{where}: not a .tar.gz layer: {exc}") from None
-
-
-def check_tar(gzip_bytes: bytes, where: str) -> None:
-    """A gzip stream of something other than a tar archive would only fail later, in a pull."""
-    try:
-        with tarfile.open(fileobj=io.BytesIO(gzip_bytes), mode="r:gz") as tar:
-            for _ in tar:
-                pass
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise LayerRejected(
-            f"{where}: the .tar.gz does not hold a valid tar archive: {exc}"
-        ) from None
+        raise LayerRejected(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -121,6 +115,7 @@ class LayerResolver:
         self.fusion = fusion
         self.fetcher = fetcher
         self.limits = limits or LayerLimits()
+        self._ingests = asyncio.Semaphore(self.limits.ingests)
 
     async def resolve(
         self, requests: Sequence[LayerRequest], platforms: Sequence[Platform]
@@ -132,9 +127,7 @@ class LayerResolver:
             if request.location.startswith("data:") and request.fusion_arch is None:
                 where = f"containerConfig.layers[{i}]"
                 body = decode_data_layer(request, where, self.limits.data_location_chars)
-                descriptor = describe([body], where)
-                verify(descriptor, request, where)
-                check_tar(body, where)
+                descriptor = await self._inspect_data(body, request, where)
                 decoded[i] = (body, descriptor)
         self._check_fusion(requests, platforms)
         fetched = {  # phase 2: remote layers, each checked before it is kept
@@ -153,6 +146,16 @@ class LayerResolver:
                 result.extend(x.descriptor for x in self.fusion.all_current())
                 fusion_added = True
         return PreparedLayers(tuple(result), tuple(decoded.values()))
+
+    async def _inspect_data(
+        self, body: bytes, request: LayerRequest, where: str
+    ) -> LayerDescriptor:
+        async with self._ingests:
+            descriptor = await asyncio.to_thread(
+                inspect_stream, io.BytesIO(body), where, self.limits.expanded_bytes
+            )
+        verify(descriptor, request, where)
+        return descriptor
 
     async def keep(self, prepared: PreparedLayers) -> None:
         """Store the data: layers, so this and every other replica can serve them."""
@@ -196,7 +199,10 @@ class LayerResolver:
         limit = min(request.gzip_size, self.limits.remote_bytes)
         try:
             async with self.fetcher.download(url, limit, self.blobs.root / "tmp") as path:
-                descriptor = await asyncio.to_thread(_describe_file, path, where)
+                async with self._ingests:
+                    descriptor = await asyncio.to_thread(
+                        inspect_file, path, where, self.limits.expanded_bytes
+                    )
                 verify(descriptor, request, where)
                 await asyncio.to_thread(self.blobs.put_file, descriptor.digest, path)
         except RemoteLayerError as exc:
@@ -247,8 +253,3 @@ class LayerResolver:
         request = LayerRequest(record["source"], digest, record["size"], record["diffId"])
         await self._download(record["source"], request, f"layer {digest}")
         return True
-
-
-def _describe_file(path: Path, where: str) -> LayerDescriptor:
-    with path.open("rb") as f:
-        return describe(read_chunks(f), where)

@@ -122,7 +122,7 @@ def parse_container_request(body: Any) -> ContainerRequest:
 def parse_image_reference(text: str) -> ImageReference:
     """Split `quay.io/org/tool:1.0@sha256:...`; Docker Hub names get docker.io and library/."""
     field = "containerImage"
-    rest, _, digest = text.strip().partition("@")
+    rest, _, digest = text.partition("@")
     if digest:
         try:
             parse_digest(digest)

@@ -27,6 +27,7 @@ from wave_proxy.augment import Augmenter, ServedManifest
 from wave_proxy.image import mediatypes as mt
 from wave_proxy.image.layer import Platform
 from wave_proxy.image.mutate import config_descriptor, config_platform, load_json
+from wave_proxy.image.reference import ImageName
 from wave_proxy.store.metadata import MetadataStore
 from wave_proxy.upstream.errors import UpstreamNotFound
 from wave_proxy.upstream.registries import Registries
@@ -110,7 +111,7 @@ class WaveService:
         return record
 
     async def _check_platforms(self, request: ContainerRequest, served: ServedManifest) -> None:
-        available = await self._platforms_of(served)
+        available = await self._platforms_of(request.image.name, served)
         if available is None:
             return
         if not any(want.accepts(have) for want in request.platforms for have in available):
@@ -120,8 +121,8 @@ class WaveService:
                 f"containerPlatform: {request.image.name} has no {wanted} image (it has {has})"
             )
 
-    async def _platforms_of(self, served: ServedManifest) -> list[Platform] | None:
-        """The platforms an image runs on, None when we cannot tell without another fetch."""
+    async def _platforms_of(self, name: ImageName, served: ServedManifest) -> list[Platform] | None:
+        """The platforms an image runs on; None for what is not an image (nothing to run)."""
         document = load_json(served.body, "manifest")
         if served.media_type in mt.INDEXES:
             return [
@@ -129,11 +130,17 @@ class WaveService:
                 for entry in document.get("manifests", [])
                 if isinstance(p := entry.get("platform"), dict) and p.get("os") != "unknown"
             ]
-        if served.media_type in mt.IMAGE_MANIFESTS and served.augmented:
-            _, digest, _ = config_descriptor(document)
-            config = await self.store.get_document(digest)
+        if served.media_type in mt.IMAGE_MANIFESTS:
+            config_type, digest, _ = config_descriptor(document)
+            if config_type not in mt.IMAGE_CONFIGS:
+                return None  # an artifact
+            config = await self.store.get_document(digest)  # what augmenting produced
             if config is not None:
-                return [config_platform(load_json(config.body, "image config"))]
+                body = config.body
+            else:  # served unchanged: upstream's own config says
+                client = self.registries.get(name.registry)
+                body = await client.read_blob(name.repository, digest)
+            return [config_platform(load_json(body, "image config"))]
         return None
 
     async def lookup(self, token: str) -> TokenRecord:

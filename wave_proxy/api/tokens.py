@@ -1,7 +1,8 @@
 """Container tokens: what a `/v2/wt/<token>/...` pull is allowed to see, kept in the shared store.
 
-A token is 96 random bits (24 hex characters; the incumbent uses 48). Its record names the
-upstream image, the layers and config changes to apply and when it expires. Records outlive
+A token is 128 random bits (32 hex characters; the incumbent uses 48): a capability URL, so it
+must not be guessable. Its record names the upstream image, the layers and config changes to
+apply and when it expires. Records outlive
 their expiry by a grace period so that a late pull is told "expired" rather than "unknown";
 DELETE marks a record revoked for the same reason.
 """
@@ -22,10 +23,10 @@ from wave_proxy.image.mutate import ConfigChanges
 from wave_proxy.image.reference import ImageName
 from wave_proxy.store.metadata import MetadataStore
 
-TOKEN_BYTES = 12
+TOKEN_BYTES = 16
 EXPIRED_GRACE = 24 * 3600.0
 TOKEN_PREFIX = "token/"
-_TOKEN = re.compile(r"^[a-f0-9]{12,64}$")
+_TOKEN = re.compile(r"[a-f0-9]{12,64}")
 
 
 def new_token() -> str:
@@ -33,7 +34,7 @@ def new_token() -> str:
 
 
 def looks_like_token(text: str) -> bool:
-    return bool(_TOKEN.match(text))
+    return bool(_TOKEN.fullmatch(text))
 
 
 def iso_time(epoch: float) -> str:

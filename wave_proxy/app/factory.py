@@ -13,6 +13,14 @@ import aiohttp
 from aiohttp import web
 
 from wave_proxy.api import routes as api_routes
+from wave_proxy.app.access import allow_cidr_middleware, check_exposure
+from wave_proxy.app.clientauth import (
+    CLIENT_AUTH,
+    ClientAuth,
+    Htpasswd,
+    client_auth_middleware,
+    token_endpoint,
+)
 from wave_proxy.app.health import LIFECYCLE, PROXY, Lifecycle, healthz, readyz
 from wave_proxy.app.housekeeping import sweeping
 from wave_proxy.app.middleware import add_api_version, oci_errors
@@ -24,9 +32,10 @@ from wave_proxy.fusion_default import LAUNCHER_PREFIX, fusion_layer_specs
 from wave_proxy.image.layer import LayerDescriptor
 from wave_proxy.image.mutate import ConfigChanges
 from wave_proxy.server import handlers
-from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE, BLOBS
+from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE, BLOBS, CACHE_VERIFIER
 from wave_proxy.store.blobcache import BlobCache
 from wave_proxy.store.blobs import BlobStore
+from wave_proxy.store.cacheverify import CacheVerifier
 from wave_proxy.store.layers import ingest_layer
 from wave_proxy.store.memo import MemoizedStore
 from wave_proxy.store.metadata import MetadataStore
@@ -46,12 +55,24 @@ def create_app(
     settings: Settings, retry: RetryPolicy | None = None, upstream_timeout: float = 30.0
 ) -> web.Application:
     """The proxy app; `retry` and `upstream_timeout` tune the upstream client (tests shorten)."""
-    app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[oci_errors])
+    middlewares = [oci_errors]
+    auth = ClientAuth(Htpasswd.load(settings.htpasswd)) if settings.htpasswd else None
+    if auth is not None:
+        middlewares.insert(0, client_auth_middleware(auth))
+    if settings.allow_cidr:  # before anything else happens
+        admit = allow_cidr_middleware(
+            settings.allow_cidr, settings.trusted_proxies, others_may_log_in=auth is not None
+        )
+        middlewares.insert(0, admit)
+    app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=middlewares)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, settings, retry, upstream_timeout))
     app.on_response_prepare.append(add_api_version)
     app[LIFECYCLE] = Lifecycle()
     add_health_routes(app.router, with_metrics=settings.metrics_listen is None)
     api_routes.add_routes(app.router)
+    if auth is not None:
+        app[CLIENT_AUTH] = auth
+        app.router.add_get("/v2/token", token_endpoint)
     # /v2/wt/<token>/ ahead of the /v2 catch-all: a token's image, not a mirrored repository
     app.router.add_route("*", "/v2/wt/{token}/{path:.+}", token_registry)
     app.router.add_route("*", "/v2", handlers.version)
@@ -81,6 +102,7 @@ async def _lifecycle(
     data_dir = settings.data_dir
     blobs = BlobStore(data_dir / "blobs")
     credentials = resolve_credentials(settings)
+    check_exposure(settings, credentials)
     store = MemoizedStore(ObservedStore(await open_metadata_store(settings)), IMMUTABLE_KEYS)
     # After the quick checks: providing the Fusion layers may take a build on first start.
     layers = await asyncio.to_thread(_ingest_layers, settings, blobs)
@@ -96,6 +118,7 @@ async def _lifecycle(
         app[BLOB_CACHE] = await asyncio.to_thread(
             BlobCache, data_dir / "cache", settings.blob_cache_size
         )
+        app[CACHE_VERIFIER] = CacheVerifier(app[BLOB_CACHE])
     changes = ConfigChanges(entrypoint_prefix=LAUNCHER_PREFIX if settings.fusion else ())
     app[AUGMENTER] = Augmenter(store, registries, layers, changes)
     for layer in layers:
@@ -106,7 +129,11 @@ async def _lifecycle(
             layer.platform or "all",
         )
     try:
-        async with api_routes.wave_api(app, settings, app[AUGMENTER], blobs), sweeping(app):
+        async with (
+            api_routes.wave_api(app, settings, app[AUGMENTER], blobs),
+            sweeping(app),
+            _verifying(app),
+        ):
             yield
     finally:
         if BLOB_CACHE in app:
@@ -115,6 +142,16 @@ async def _lifecycle(
                 await asyncio.wait_for(app[BLOB_CACHE].settled(), SHUTDOWN_GRACE)
         await session.close()
         await store.close()
+
+
+@contextlib.asynccontextmanager
+async def _verifying(app: web.Application) -> AsyncIterator[None]:
+    """Damaged cache entries are looked for after start and on a schedule."""
+    if CACHE_VERIFIER not in app:
+        yield
+        return
+    async with app[CACHE_VERIFIER].running():
+        yield
 
 
 async def open_metadata_store(settings: Settings) -> MetadataStore:

@@ -19,8 +19,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def oci_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ConnectionResetError:
-        raise  # the client went away: there is nobody to answer
+    except ConnectionError as exc:  # the client went away mid-answer: nobody to tell
+        log.debug("%s %s: the client went away (%s)", request.method, request.path, exc)
+        gone = web.Response(status=499, reason="Client Closed Request")  # nginx's convention
+        gone.force_close()
+        return gone
     except web.HTTPException as exc:
         if exc.status == 404:
             return RegistryError(404, "NOT_FOUND", f"no such endpoint {request.path}").response()

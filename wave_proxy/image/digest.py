@@ -6,7 +6,7 @@ import hashlib
 import re
 
 _HEX_LENGTHS = {"sha256": 64, "sha512": 128}
-_DIGEST = re.compile(r"^(?P<algorithm>[a-z0-9]+):(?P<encoded>[a-f0-9]+)$")
+_DIGEST = re.compile(r"(?P<algorithm>[a-z0-9]+):(?P<encoded>[a-f0-9]+)")
 
 
 class DigestError(ValueError):
@@ -15,7 +15,7 @@ class DigestError(ValueError):
 
 def parse_digest(value: str) -> tuple[str, str]:
     """Split and validate a digest; return (algorithm, hex)."""
-    match = _DIGEST.match(value)
+    match = _DIGEST.fullmatch(value)
     if not match:
         raise DigestError(f"invalid digest {value[:80]!r}: expected sha256:<64 lowercase hex>")
     algorithm, encoded = match["algorithm"], match["encoded"]

@@ -105,6 +105,8 @@ def load_json(body: bytes, what: str) -> dict[str, Any]:
         value = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ManifestError(f"{what} is nested too deeply") from None
     if not isinstance(value, dict):
         raise ManifestError(f"{what} is not a JSON object")
     return value

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 MAX_NAME_LENGTH = 255
 DEFAULT_REGISTRY = "docker.io"
 
-_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$")
+# Used with fullmatch: `$` would also match before a trailing newline.
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
 
 
 class InvalidName(ValueError):
@@ -24,7 +25,7 @@ def validate_repository(name: str) -> str:
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidName(f"repository name is longer than {MAX_NAME_LENGTH} characters")
     for component in name.split("/"):
-        if not _COMPONENT.match(component):
+        if not _COMPONENT.fullmatch(component):
             raise InvalidName(
                 f"invalid repository name component {component[:64]!r}: use lowercase letters, "
                 "digits and single separators (. _ __ -)"
@@ -33,7 +34,7 @@ def validate_repository(name: str) -> str:
 
 
 def validate_tag(tag: str) -> str:
-    if not _TAG.match(tag):
+    if not _TAG.fullmatch(tag):
         raise InvalidName(
             f"invalid tag {tag[:64]!r}: use up to 128 of A-Z a-z 0-9 _ . - (not starting . or -)"
         )
@@ -43,7 +44,7 @@ def validate_tag(tag: str) -> str:
 def is_host(component: str) -> bool:
     """Docker's rule: a first path component with `.` or `:`, or `localhost`, names a registry."""
     return ("." in component or ":" in component or component == "localhost") and bool(
-        _HOST.match(component)
+        _HOST.fullmatch(component)
     )
 
 

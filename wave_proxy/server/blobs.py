@@ -13,7 +13,7 @@ from aiohttp import web
 from wave_proxy import metrics
 from wave_proxy.image.digest import parse_digest
 from wave_proxy.image.reference import ImageName
-from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE, BLOB_SOURCE, BLOBS
+from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE, BLOB_SOURCE, BLOBS, CACHE_VERIFIER
 from wave_proxy.server.ranges import Unsatisfiable, parse_range
 from wave_proxy.store.blobcache import BlobCache, CacheWriter, FillBrokenOff
 from wave_proxy.upstream.client import BlobResponse
@@ -43,7 +43,10 @@ async def blob(request: web.Request, name: ImageName, digest: str) -> web.Stream
         if cache is not None and (hit := cache.lookup(digest)) is not None:
             metrics.BLOB_CACHE_REQUESTS.labels("hit").inc()
             path, size = hit
-            return await _serve_local(request, digest, size, OCTET_STREAM, path)
+            response = await _serve_local(request, digest, size, OCTET_STREAM, path)
+            if request.method == "GET":  # damage served is found and dropped before a retry
+                request.app[CACHE_VERIFIER].recheck_soon(digest)
+            return response
         if cache is not None and (fill := cache.filling(digest)) is not None:
             metrics.BLOB_CACHE_REQUESTS.labels("hit").inc()
             return await _serve_local(request, digest, fill.size, OCTET_STREAM, fill)

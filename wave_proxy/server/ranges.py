@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+_RANGE = re.compile(r"\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*", re.IGNORECASE)
+# Beyond any blob size; longer numbers are read as this (int() refuses > 4300 digits).
+_HUGE = 1 << 64
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,17 @@ def parse_range(header: str | None) -> RangeSpec | None:
     """
     if not header:
         return None
-    match = _RANGE.match(header)
+    match = _RANGE.fullmatch(header)
     if not match or not (match.group(1) or match.group(2)):
         return None
-    first = int(match.group(1)) if match.group(1) else None
-    last = int(match.group(2)) if match.group(2) else None
+    first = _number(match.group(1))
+    last = _number(match.group(2))
     if first is not None and last is not None and last < first:
         raise Unsatisfiable()
     return RangeSpec(first, last)
+
+
+def _number(digits: str) -> int | None:
+    if not digits:
+        return None
+    return _HUGE if len(digits.lstrip("0")) > 20 else int(digits)

@@ -57,15 +57,31 @@ class BlobCache:
         algorithm, encoded = parse_digest(digest)
         return self.root / algorithm / encoded
 
-    def lookup(self, digest: str) -> tuple[Path, int] | None:
+    def lookup(self, digest: str, touch: bool = True) -> tuple[Path, int] | None:
         """The cached file and its size, marking it recently used; None on a miss."""
         path = self.path(digest)
         try:
             size = path.stat().st_size
-            os.utime(path)
+            if touch:
+                os.utime(path)
         except FileNotFoundError:
             return None
         return path, size
+
+    def digests(self) -> list[str]:
+        """The digests of the published entries."""
+        return [f"{p.parent.name}:{p.name}" for p in self._entries()]
+
+    def drop(self, digest: str) -> None:
+        """Remove an entry (one found damaged): the next request refills it from upstream."""
+        path = self.path(digest)
+        with self._lock:
+            try:
+                size = path.stat().st_size
+                path.unlink()
+            except FileNotFoundError:
+                return
+            self._used -= size
 
     def filling(self, digest: str) -> CacheWriter | None:
         """The fill in progress for this blob, to follow; None when there is none."""

@@ -1,7 +1,9 @@
 """An in-memory layer over a MetadataStore for what never changes.
 
 Documents are content-addressed, and values under the `immutable_prefixes` never change once set
-(links, augmentation results), so caching them per process is correct even with replicas.
+(links, augmentation results), so caching them per process is correct even with replicas. They
+are remembered before they are written, so a store that cannot take them (a full disk) still
+lets this process serve what it produced.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ class MemoizedStore:
         return document
 
     async def put_document(self, digest: str, document: StoredDocument) -> None:
+        self._remember(digest, document)  # first: it serves this process if the write fails
         await self.inner.put_document(digest, document)
-        self._remember(digest, document)
 
     def _remember(self, digest: str, document: StoredDocument) -> None:
         if len(document.body) + 64 <= self._documents.maxsize:
@@ -50,9 +52,9 @@ class MemoizedStore:
         return value
 
     async def set_value(self, key: str, value: str, ttl: float | None = None) -> None:
-        await self.inner.set_value(key, value, ttl)
         if key.startswith(self._immutable):
             self._values[key] = value
+        await self.inner.set_value(key, value, ttl)
 
     async def count_values(self, prefix: str) -> int:
         return await self.inner.count_values(prefix)

@@ -64,6 +64,13 @@ class SqliteMetadataStore:
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    async def _statement(self, fn: Any) -> Any:
+        """Run a query or write; a failing database (a full disk) is a MetadataStoreError."""
+        try:
+            return await self._run(fn)
+        except sqlite3.Error as exc:
+            raise MetadataStoreError(f"metadata store {self._path}: {exc}") from None
+
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RuntimeError("metadata store is closed")
@@ -78,7 +85,7 @@ class SqliteMetadataStore:
             )
             return StoredDocument(row[0], bytes(row[1])) if row else None
 
-        return await self._run(query)
+        return await self._statement(query)
 
     async def put_document(self, digest: str, document: StoredDocument) -> None:
         def insert() -> None:
@@ -87,7 +94,7 @@ class SqliteMetadataStore:
                 (digest, document.media_type, document.body),
             )
 
-        await self._run(insert)
+        await self._statement(insert)
 
     async def get_value(self, key: str) -> str | None:
         def query() -> str | None:
@@ -101,7 +108,7 @@ class SqliteMetadataStore:
             )
             return row[0] if row else None
 
-        return await self._run(query)
+        return await self._statement(query)
 
     async def set_value(self, key: str, value: str, ttl: float | None = None) -> None:
         expires = time.time() + ttl if ttl is not None else None
@@ -112,7 +119,7 @@ class SqliteMetadataStore:
                 (key, value, expires),
             )
 
-        await self._run(upsert)
+        await self._statement(upsert)
 
     async def count_values(self, prefix: str) -> int:
         def query() -> int:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
 import sqlite3
+import tarfile
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.support.images import raw_layer
 from tests.support.layers import WaveLayer, wave_layer
 from tests.wave_proxy.api.helpers import submit
 from wave_proxy.api import handlers
@@ -26,6 +29,14 @@ def _stored_state(data_dir: Path) -> tuple[list[str], list[str]]:
     )
     db.close()
     return blobs, keys
+
+
+def _layer_with(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> dict:
+    """A layer entry whose digests are right, holding one entry as named."""
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    layer = raw_layer((info, b"x"))
+    return WaveLayer(layer.compressed, layer.diff_id, layer.digest).entry()
 
 
 def _gzip_of_not_a_tar() -> dict:
@@ -49,6 +60,9 @@ def _gzip_of_not_a_tar() -> dict:
         (lambda e: e.update(location="data:aGVsbG8="), "not a .tar.gz layer"),
         (lambda e: e.update(**_gzip_of_not_a_tar()), "does not hold a valid tar archive"),
         (lambda e: e.update(location="data:" + "A" * 2000), "over the limit of 1000"),
+        (lambda e: e.update(**_layer_with("../../etc/cron.d/x")), "'../../etc/cron.d/x' points"),
+        (lambda e: e.update(**_layer_with("/etc/passwd")), "tar entry '/etc/passwd' points"),
+        (lambda e: e.update(**_layer_with("up", tarfile.SYMTYPE, "../..")), "symlink to '../..'"),
     ],
 )
 async def test_bad_data_layer_is_refused_and_nothing_is_stored(
@@ -106,3 +120,42 @@ async def test_oversized_request_body_is_a_413(api: TestClient, monkeypatch) -> 
     status, body = await submit(api, request)
     assert status == 413
     assert "request body is over" in body["message"]
+
+
+async def test_deeply_nested_request_body_is_a_400(api: TestClient) -> None:
+    nested = b'{"containerImage":"busybox:1","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = await api.post("/v1alpha2/container", data=nested)
+    assert response.status == 400
+    assert "nested" in (await response.json())["message"]
+
+
+@pytest.mark.parametrize("image", ["busybox\n:1", "busybox:1\n\n:2", "org/tool\n"])
+async def test_image_name_with_a_newline_inside_is_a_400(api: TestClient, image: str) -> None:
+    status, body = await submit(api, {"containerImage": image})
+    assert status == 400
+    assert body["message"].startswith("containerImage:")
+
+
+async def test_data_layer_expanding_past_the_limit_is_refused(make_api) -> None:
+    client = await make_api()
+    client.app[SERVICE].resolver.limits = LayerLimits(expanded_bytes=1 << 20)
+    big = wave_layer({"zeros": bytes(2 << 20)})
+    request = {"containerImage": "busybox:1", "containerConfig": {"layers": [big.entry()]}}
+    status, body = await submit(client, request)
+    assert status == 400
+    assert body["message"] == (
+        "containerConfig.layers[0]: the layer expands to more than 1048576 bytes"
+    )
+
+
+async def test_a_body_trickling_in_too_slowly_is_a_408(api: TestClient, monkeypatch) -> None:
+    monkeypatch.setattr(handlers, "BODY_SECONDS", 0.5)
+
+    async def trickle():
+        yield b'{"containerImage": '
+        await asyncio.sleep(2)
+        yield b'"busybox:1"}'
+
+    response = await api.post("/v1alpha2/container", data=trickle())
+    assert response.status == 408
+    assert "not received within" in (await response.json())["message"]

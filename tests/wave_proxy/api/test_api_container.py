@@ -128,6 +128,15 @@ async def test_platform_the_image_lacks_is_refused(api: TestClient, shapes: Shap
     assert body["message"].startswith("containerPlatform: docker.io/shapes/oci has no linux/arm64")
 
 
+async def test_platform_the_image_lacks_is_refused_without_container_config(
+    api: TestClient, shapes: Shapes
+) -> None:
+    request = {"containerImage": "shapes/oci:1", "containerPlatform": "linux/arm64"}
+    status, body = await submit(api, request)
+    assert status == 400
+    assert body["message"].startswith("containerPlatform: docker.io/shapes/oci has no linux/arm64")
+
+
 async def test_image_that_cannot_be_augmented_is_refused_not_served_unchanged(
     api: TestClient, upstream: Registry
 ) -> None:

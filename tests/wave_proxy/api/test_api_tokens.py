@@ -6,6 +6,7 @@ import dataclasses
 import time
 from datetime import datetime
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.support.layers import WaveLayer
@@ -100,3 +101,51 @@ async def test_api_key_is_required_when_configured(make_api) -> None:
     # the /v2 side is authorised by the token in its path alone
     manifest, _ = await pull_manifest(client, body["targetImage"])
     assert manifest["schemaVersion"] == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/container-token/{token}"),
+        ("DELETE", "/container-token/{token}"),
+        ("GET", "/v1alpha2/container/{token}"),
+        ("GET", "/v1alpha2/container/{token}/status"),
+    ],
+)
+async def test_token_reads_and_deletes_need_the_api_key_when_configured(
+    make_api, method: str, path: str
+) -> None:
+    client = await make_api(api_keys=("k3y",))
+    key = {"Authorization": "Bearer k3y"}
+    request = {"containerImage": "busybox:1", "containerConfig": {"env": ["SECRET=s3cr3t"]}}
+    _, body = await submit(client, request, headers=key)
+    url = path.format(token=body["containerToken"])
+    refused = await client.request(method, url)
+    assert refused.status == 401
+    assert "s3cr3t" not in await refused.text()
+    wrong = await client.request(method, url, headers={"Authorization": "Bearer wrong"})
+    assert wrong.status == 401
+    assert (await client.request(method, url, headers=key)).status == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b'{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"],
+    ids=["malformed", "deeply-nested"],
+)
+async def test_a_body_without_the_api_key_is_refused_before_it_is_parsed(
+    make_api, body: bytes
+) -> None:
+    client = await make_api(api_keys=("k3y",))
+    response = await client.post("/v1alpha2/container", data=body)
+    assert response.status == 401
+    assert "API key" in (await response.json())["message"]
+
+
+async def test_tokens_carry_at_least_128_random_bits(api: TestClient) -> None:
+    tokens = set()
+    for _ in range(3):
+        _, body = await submit(api, {"containerImage": "busybox:1"})
+        tokens.add(body["containerToken"])
+    assert len(tokens) == 3
+    assert all(len(t) >= 32 and int(t, 16) >= 0 for t in tokens)  # 32 hex = 128 bits

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import tarfile
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.support.images import raw_layer
 from tests.support.layers import WaveLayer, wave_layer
 from tests.wave_proxy.api.helpers import submit
 from wave_proxy.remote_layers import RemoteLayerError, RemoteLayerFetcher, refused_address
+
+ESCAPING = raw_layer((tarfile.TarInfo("../outside"), b""))
 
 
 @pytest.fixture
@@ -28,10 +32,14 @@ async def layer_server(aiohttp_server, bundle_layer: WaveLayer):
     async def big(_request: web.Request) -> web.Response:
         return web.Response(body=b"\x1f\x8b" + b"0" * 100_000)
 
+    async def escape(_request: web.Request) -> web.Response:
+        return web.Response(body=ESCAPING.compressed)
+
     app = web.Application()
     app.router.add_get("/layer.tar.gz", layer)
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/big.tar.gz", big)
+    app.router.add_get("/escape.tar.gz", escape)
     server: TestServer = await aiohttp_server(app)
     server.hits = hits  # type: ignore[attr-defined]
     return server
@@ -56,13 +64,23 @@ def _url(server: TestServer, path: str) -> str:
         "::ffff:127.0.0.1",
         "0.0.0.0",
         "224.0.0.1",
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "64:ff9b:1::a00:1",  # local-use NAT64
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "::127.0.0.1",  # IPv4-compatible
+        "::a9fe:a9fe",
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
     assert refused_address(address)
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700::1111"])
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "2606:4700::1111", "64:ff9b::808:808", "2002:808:808::1"]
+)
 def test_public_addresses_are_allowed(address: str) -> None:
     assert not refused_address(address)
 
@@ -151,3 +169,18 @@ async def test_remote_layer_larger_than_its_gzip_size_is_refused(make_api, layer
     )
     assert status == 400
     assert "more than its gzipSize" in body["message"]
+
+
+async def test_remote_layer_with_an_entry_outside_the_root_is_refused_naming_it(
+    make_api, layer_server
+) -> None:
+    api = await make_api(allow_private_layer_hosts=True)
+    layer = WaveLayer(ESCAPING.compressed, ESCAPING.diff_id, ESCAPING.digest)
+    entry = layer.entry(_url(layer_server, "/escape.tar.gz"))
+    status, body = await submit(
+        api, {"containerImage": "busybox:1", "containerConfig": {"layers": [entry]}}
+    )
+    assert status == 400
+    assert body["message"] == (
+        "containerConfig.layers[0]: tar entry '../outside' points outside the image root"
+    )

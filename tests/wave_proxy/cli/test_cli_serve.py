@@ -39,3 +39,15 @@ def test_a_corrupt_metadata_store_is_reported_not_a_traceback(capsys, tmp_path):
     err = capsys.readouterr().err
     assert status == 2
     assert "cannot open the metadata store" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "url", ["http://user:s3cret@127.0.0.1:5000", "https://s3cret@registry.test", "ftp://u:s3cret@x"]
+)
+def test_a_registry_url_with_credentials_is_refused_without_echoing_them(capsys, tmp_path, url):
+    args = ["--data-dir", str(tmp_path / "data"), "--listen", "127.0.0.1:0"]
+    status = main(["serve", *args, "--registry", f"docker.io={url}"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "--registry-auth" in err or "invalid URL" in err
+    assert "s3cret" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -35,6 +36,14 @@ EXAMPLES: dict[str, tuple[Any, Any]] = {
     "api_key": ("k-123", ("k-123",)),
     "allow_private_layer_hosts": (True, True),
     "fusion_layers": ("/srv/fusion-layers", Path("/srv/fusion-layers")),
+    "tls_cert": ("/etc/wave/tls.crt", Path("/etc/wave/tls.crt")),
+    "tls_key": ("/etc/wave/tls.key", Path("/etc/wave/tls.key")),
+    "htpasswd": ("/etc/wave/htpasswd", Path("/etc/wave/htpasswd")),
+    "allow_cidr": ("10.0.0.0/8", (ipaddress.ip_network("10.0.0.0/8"),)),
+    "trusted_proxy": ("192.168.0.0/16", (ipaddress.ip_network("192.168.0.0/16"),)),
+    "allow_anonymous_private": (True, True),
+    "idle_timeout": ("10s", 10.0),
+    "max_connections": ("500", 500),
     "metrics_listen": ("127.0.0.1:9102", ("127.0.0.1", 9102)),
     "shutdown_grace": ("5s", 5.0),
     "log_format": ("json", "json"),

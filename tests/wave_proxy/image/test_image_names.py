@@ -82,3 +82,16 @@ def test_oci_types_go_only_to_clients_that_accept_them():
         ["application/vnd.oci.image.manifest.v1+json"],
         "application/vnd.docker.distribution.manifest.v2+json",
     ), "Docker types predate negotiation: never refused"
+
+
+@pytest.mark.parametrize("name", ["busybox\n", "org/tool\n", "ghcr.io\n/org/tool"])
+def test_names_with_a_trailing_newline_are_invalid(name):
+    with pytest.raises(InvalidName):
+        route_name(name)
+
+
+def test_tags_and_digests_with_a_trailing_newline_are_invalid():
+    with pytest.raises(InvalidName):
+        validate_tag("1.0\n")
+    with pytest.raises(DigestError):
+        parse_digest(f"sha256:{HEX}\n")

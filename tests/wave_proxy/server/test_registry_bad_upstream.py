@@ -9,6 +9,7 @@ import json
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.images import tar_layer, write_marker_layer
 from tests.wave_proxy.upstream.fake_registry import BLOB, FAST, Script, start_fake
@@ -291,3 +292,75 @@ async def test_concurrent_cold_pulls_share_one_augmentation(fake):
     assert {r.status for r in responses} == {200}
     manifest_gets = [s for s in script.seen if s[0] == "GET" and "/manifests/" in s[1]]
     assert len(manifest_gets) == 1
+
+
+async def test_upstream_manifest_nested_thousands_deep_is_manifest_invalid(fake):
+    script, client = fake
+    script.manifest = b'{"schemaVersion":2,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = await client.get("/v2/org/tool/manifests/1", headers=ACCEPT)
+    assert response.status == 502
+    assert error(await response.read())["code"] == "MANIFEST_INVALID"
+
+
+async def test_range_with_thousands_of_digits_is_not_a_server_error(fake):
+    script, client = fake
+    digest = next(iter(script.blobs))
+    assert (await client.get(f"/v2/org/tool/blobs/{digest}")).status == 200
+    await client.app[BLOB_CACHE].settled()
+    response = await client.get(
+        f"/v2/org/tool/blobs/{digest}", headers={"Range": "bytes=0-" + "9" * 5000}
+    )
+    assert response.status == 206
+    assert await response.read() == script.blobs[digest]
+
+
+def corrupt_cached(client: TestClient, digest: str) -> None:
+    """Flip the cached copy's bytes, keeping its size (what a disk fault does)."""
+    path = client.app[BLOB_CACHE].path(digest)
+    path.write_bytes(bytes(b ^ 0xFF for b in path.read_bytes()))
+
+
+async def corrupt_count(client: TestClient) -> float:
+    """What /metrics says about damaged cache entries found."""
+    text = await (await client.get("/metrics")).text()
+    for family in text_string_to_metric_families(text):
+        if family.name == "wave_proxy_blob_cache_corrupt_blobs":
+            return family.samples[0].value
+    raise AssertionError("/metrics has no wave_proxy_blob_cache_corrupt_blobs")
+
+
+async def test_a_corrupted_cached_blob_is_dropped_once_served_and_refilled_from_upstream(fake):
+    script, client = fake
+    digest = sha256_digest(BLOB)
+    path = f"/v2/org/tool/blobs/{digest}"
+    assert await (await client.get(path)).read() == BLOB
+    await client.app[BLOB_CACHE].settled()
+    corrupt_cached(client, digest)
+    before = await corrupt_count(client)
+    await (await client.get(path)).read()  # a client gets the damage once, and rejects it
+    await client.app[BLOB_CACHE].settled()
+    assert await corrupt_count(client) == before + 1
+    retry = await client.get(path)
+    assert await retry.read() == BLOB
+    await client.app[BLOB_CACHE].settled()
+    script.down = True
+    assert await (await client.get(path)).read() == BLOB  # refilled into the cache
+
+
+async def test_a_corrupted_cached_blob_is_dropped_after_a_restart_before_it_is_served(
+    fake, aiohttp_client, tmp_path
+):
+    _, client = fake
+    digest = sha256_digest(BLOB)
+    path = f"/v2/org/tool/blobs/{digest}"
+    assert await (await client.get(path)).read() == BLOB
+    await client.app[BLOB_CACHE].settled()
+    upstream_url = client.app[AUGMENTER].registries.get("docker.io").url
+    await client.close()
+    cache_file = tmp_path / "data" / "cache" / "sha256" / digest.removeprefix("sha256:")
+    cache_file.write_bytes(bytes(b ^ 0xFF for b in cache_file.read_bytes()))
+    settings = Settings(registries={"docker.io": upstream_url}, data_dir=tmp_path / "data")
+    restarted = await aiohttp_client(create_app(settings, retry=FAST, upstream_timeout=0.5))
+    await restarted.app[BLOB_CACHE].settled()  # the sweep after start
+    assert not cache_file.exists()
+    assert await (await restarted.get(path)).read() == BLOB

@@ -7,6 +7,7 @@ the session's (tests/e2e/conftest.py).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -25,6 +26,7 @@ from wave_proxy.upstream.auth import Credentials
 from wave_proxy.upstream.client import RetryPolicy
 
 ALL_TYPES = ", ".join(mt.DEFAULT_ACCEPT)
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")  # a proxy holding credentials admits only these
 SHAPES = ["schema2", "oci", "oci_index", "manifest_list", "no_entrypoint", "busybox"]
 
 
@@ -271,6 +273,7 @@ async def test_private_token_registry_is_pulled_with_configured_credentials(
     settings = Settings(
         registries={"token.test": token_upstream.url},
         registry_auth={"token.test": Credentials(creds.username, creds.password)},
+        allow_cidr=(LOOPBACK,),
         data_dir=tmp_path / "data",
     )
     client = await aiohttp_client(create_app(settings))
@@ -294,6 +297,7 @@ async def test_docker_credential_helper_supplies_upstream_credentials(
     settings = Settings(
         registries={"basic.test": htpasswd_upstream.url},
         docker_config=config,
+        allow_cidr=(LOOPBACK,),
         data_dir=tmp_path / "data",
     )
     client = await aiohttp_client(create_app(settings))

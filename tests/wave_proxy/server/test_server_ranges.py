@@ -45,3 +45,20 @@ def test_normalised_header_is_forwarded_upstream():
     spec = parse_range(" bytes = 10 - ")
     assert spec is not None and spec.header() == "bytes=10-"
     assert ByteRange(1, 2).content_range(9) == "bytes 1-2/9"
+
+
+def test_a_last_byte_of_thousands_of_digits_means_to_the_end():
+    spec = parse_range("bytes=10-" + "9" * 5000)
+    assert spec is not None and spec.resolve(2000) == ByteRange(10, 1999)
+
+
+def test_a_first_byte_of_thousands_of_digits_is_unsatisfiable():
+    spec = parse_range("bytes=" + "9" * 5000 + "-")
+    assert spec is not None
+    with pytest.raises(Unsatisfiable):
+        spec.resolve(2000)
+
+
+def test_a_suffix_of_thousands_of_digits_is_the_whole_blob():
+    spec = parse_range("bytes=-" + "9" * 5000)
+    assert spec is not None and spec.resolve(2000) == ByteRange(0, 1999)
