@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,17 @@ class FusionMount:
     def path(self, bucket: str, key: str = "") -> Path:
         folder = self.root / self.server.scheme / bucket
         return folder / key if key else folder
+
+
+def synced(*paths: Path) -> None:
+    """fsync each file through a new descriptor: returns once it is durable in the store
+    (a small new file's close does not wait for its upload; docs/SEMANTICS.md)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def mount_fusion(server: S3Server, base: Path, **env: str) -> Iterator[FusionMount]:

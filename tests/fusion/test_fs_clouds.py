@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.fusion.conftest import FAST_RETRIES, FusionMount, mount_fusion
+from tests.fusion.conftest import FAST_RETRIES, FusionMount, mount_fusion, synced
 from tests.support.cloudservers import azurite, fake_gcs  # noqa: F401
 from tests.support.faults import FaultProxy
 
@@ -63,6 +63,7 @@ def test_files_written_with_cp_dd_tar_and_python_arrive_whole(mount, server, buc
     sh(f"dd if={source} of={root}/dd.bin bs=1M status=none")
     sh(f"tar -C {tmp_path} -cf {root}/tree.tar tree")
     (root / "py.txt").write_text("from python\n")
+    synced(root / "copied.bin", root / "dd.bin", root / "py.txt")
     assert server.get(bucket, "copied.bin") == source.read_bytes()
     assert server.get(bucket, "dd.bin") == source.read_bytes()
     assert server.get(bucket, "py.txt") == b"from python\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fusion.conftest import FusionMount
+from tests.fusion.conftest import FusionMount, synced
 
 
 def sh(script: str, cwd: Path | None = None) -> str:
@@ -159,6 +159,7 @@ def test_a_file_is_readable_by_its_writer_before_and_after_close(s3rver_mount, b
         assert f.read() == b"first\n"
         f.write(b"second\n")
     assert path.read_bytes() == b"first\nsecond\n"
+    synced(path)
     assert body(s3rver_mount, bucket, "growing.log") == b"first\nsecond\n"
 
 

@@ -38,7 +38,9 @@ def test_a_store_error_is_a_json_line_with_the_incumbents_fields(tmp_path, resto
     setup_logging("INFO", str(log))
     for mem in memory_fusion(tmp_path, "az"):
         mem.stores["az"].put_object("bkt", "secret.txt", b"x")
-        mem.stores["az"].fail_next("head_object", injected(AccessDenied, 403, "AuthFailed"))
+        denied = injected(AccessDenied, 403, "AuthFailed")
+        mem.stores["az"].fail_next("list_page", denied)  # a lookup lists a small directory first
+        mem.stores["az"].fail_next("head_object", denied)
         with pytest.raises(FuseError):
             mem.ino("az/bkt/secret.txt")
     line = json.loads(log.read_text().splitlines()[-1])
@@ -58,7 +60,7 @@ def test_log_level_off_silences_upload_failures_too(tmp_path, capfd, restore_log
         down = injected(StoreUnavailable, 0, "ConnectionError")
         mem.stores["s3"].fail_next("put_object", down, times=2)
         with pytest.raises(FuseError):
-            mem.write_file("s3/bkt/lost.txt", b"data")
+            mem.write_file("s3/bkt/lost.txt", b"data", fsync=True)
     assert capfd.readouterr().err == ""
 
 
