@@ -18,6 +18,7 @@ SUITES = {
     "proxy": "bench.proxy",
     "fusion": "bench.fusion",
     "startup": "bench.startup",
+    "fio": "bench.fio",
 }
 
 
@@ -32,7 +33,7 @@ def main() -> int:
         "suites", nargs="*", metavar="SUITE", help=f"default: all of {', '.join(SUITES)}"
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
-    parser.add_argument("--size-mib", type=int, default=1024, help="fusion: large-file size")
+    parser.add_argument("--size-mib", type=int, default=1024, help="fusion, fio: large-file size")
     args = parser.parse_args()
     unknown = set(args.suites) - set(SUITES)
     if unknown:
@@ -40,7 +41,7 @@ def main() -> int:
     comparisons: list[Comparison] = []
     for name in args.suites or SUITES:
         print(f"bench: running {name} (repeat={args.repeat}) ...", flush=True)
-        options = {"size_mib": args.size_mib} if name == "fusion" else {}
+        options = {"size_mib": args.size_mib} if name in ("fusion", "fio") else {}
         comparisons += importlib.import_module(SUITES[name]).run(args.repeat, **options)
     print(f"\n{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {machine()}\n")
     print(table(comparisons))

@@ -15,37 +15,36 @@ served warm. Every client is a separate process, so none of them shares our GIL.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import random
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from bench.mounts import (
+    MOUNTS,
+    PEERS,
+    MiB,
+    Workspace,
+    s3rver_workdir,
+    timed_on_fresh_mount,
+    wait_durable,
+)
 from bench.report import Comparison
-from tests.support import REPO, need_binary, wait_until
-from tests.support.s3servers import S3Server, start_s3rver
 
-MiB = 2**20
 BUCKET = "bench"
 LIST_BUCKET = "bench-listing"  # apart: s3rver's HeadBucket slows down with the bucket's size
 LIST_OBJECTS = 10_000
 RANDOM_SHARE = 0.05
 MEMORY_TARGET_MIB = 64
 LS_TARGET_SECONDS = 2.0
-PEERS = ("s3fs", "rclone")
-# s3rver files to read back before a measurement (see Bench.cold_start)
+CLIENTS = ("fusion", "boto3", *PEERS)  # column order of the tables
+# s3rver files to read back before a measurement (see Workspace.cold_start)
 SEQ, RANDOM, LISTED = ("bench/seq.bin",), ("bench/random.bin",), (f"{LIST_BUCKET}/many",)
 
 # boto3 runs in its own process too, timing only the transfer (not its imports), so its memory
@@ -75,110 +74,17 @@ print(time.perf_counter() - start, time.process_time() - cpu)
 """
 
 
-# -- memory sampling ---------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_anon_kib(pid: int) -> int:
-    """RssAnon of a process, all its threads included (0 once it is gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    for line in status.splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1])
-    return 0
-
-
-class PeakMemory:
-    """Samples RssAnon of watched processes every 20 ms; keeps the peak per client and workload."""
-
-    def __init__(self) -> None:
-        self.peak_kib: dict[tuple[str, str], int] = {}
-        self._watched: dict[int, tuple[str, str]] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
-        self._thread.start()
-
-    @contextlib.contextmanager
-    def watching(self, client: str, workload: str, pid: int) -> Iterator[None]:
-        with self._lock:
-            self._watched[pid] = (client, workload)
-        try:
-            yield
-        finally:
-            self._record(pid, (client, workload))
-            with self._lock:
-                del self._watched[pid]
-
-    def peak_mib(self, client: str) -> float:
-        return max(kib for (name, _), kib in self.peak_kib.items() if name == client) / 1024
-
-    def peaks_mib(self, client: str) -> dict[str, float]:
-        """The client's peak during each workload."""
-        return {work: kib / 1024 for (name, work), kib in self.peak_kib.items() if name == client}
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.02):
-            with self._lock:
-                watched = list(self._watched.items())
-            for pid, key in watched:
-                self._record(pid, key)
-
-    def _record(self, pid: int, key: tuple[str, str]) -> None:
-        kib = rss_anon_kib(pid)
-        if kib > self.peak_kib.get(key, 0):
-            self.peak_kib[key] = kib
-
-
 # -- the clients -------------------------------------------------------------------------------
 
 
 @dataclass
-class Bench:
-    server: S3Server
-    workdir: Path
-    size: int  # bytes of the sequential file and of each write; the random-read object is 2x
-    memory: PeakMemory = field(default_factory=PeakMemory)
-    cpu: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # seconds per run
-    _runs: int = 0
+class Bench(Workspace):
+    size: int = 0  # bytes of the sequential file and of each write; the random-read object is 2x
 
     @property
     def upload_source(self) -> Path:
         """The local file boto3 stages out (a task's output, still in the page cache)."""
         return self.workdir / "upload.bin"
-
-    def fresh_dir(self, name: str) -> Path:
-        self._runs += 1
-        path = self.workdir / f"{name}-{self._runs}"
-        path.mkdir()
-        return path
-
-    def cold_start(self, warm: tuple[str, ...]) -> None:
-        """Drop the page cache, so no client starts warm, then read back the server's files for
-        the objects of the next measurement (and the local `warm` ones): S3 does not slow down
-        when our page cache is empty, and a cold disk under s3rver would measure the disk."""
-        os.sync()
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        data = self.workdir / "s3rver"
-        for name in warm:
-            paths = (data / name).rglob("*") if (data / name).is_dir() else data.glob(f"{name}.*")
-            for path in [*paths, *self.workdir.glob(name)]:
-                if path.is_file():
-                    with path.open("rb") as file:
-                        while file.read(8 * MiB):
-                            pass
 
     def boto3(
         self, workload: str, warm: tuple[str, ...], bucket: str = BUCKET, **job: object
@@ -204,156 +110,6 @@ class Bench:
         return seconds
 
 
-class MountedClient:
-    """A FUSE client process serving a bucket at `root` until stopped."""
-
-    name: str
-
-    def __init__(self, bench: Bench, bucket: str) -> None:
-        self.bench, self.bucket = bench, bucket
-        self.mountpoint = bench.fresh_dir(f"{self.name}-mnt")
-        self.cache = bench.fresh_dir(f"{self.name}-cache")
-        self.log = (bench.workdir / f"{self.name}.log").open("ab")
-        self.process = subprocess.Popen(
-            self.argv(),
-            env=self.environment(),
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-        deadline = time.monotonic() + 30
-        while not os.path.ismount(self.mountpoint):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.name} did not mount; see {self.log.name}")
-            time.sleep(0.05)
-
-    @property
-    def root(self) -> Path:
-        return self.mountpoint
-
-    def argv(self) -> list[str]:
-        raise NotImplementedError
-
-    def environment(self) -> dict[str, str]:
-        return dict(os.environ)
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(120)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        if os.path.ismount(self.mountpoint):
-            subprocess.run(["umount", "-l", str(self.mountpoint)], check=False)
-        self.log.close()
-        shutil.rmtree(self.cache, ignore_errors=True)
-
-
-class Fusion(MountedClient):
-    name = "fusion"
-
-    def argv(self) -> list[str]:
-        return [sys.executable, "-m", "fusion_client", "mount", str(self.mountpoint)]
-
-    def environment(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            **self.bench.server.env(),
-            "FUSION_CACHE_LOCATION": str(self.cache),
-            "FUSION_LOG_LEVEL": "warning",
-            "PYTHONPATH": str(REPO),
-        }
-
-    @property
-    def root(self) -> Path:
-        return self.mountpoint / "s3" / self.bucket
-
-
-class S3fs(MountedClient):
-    name = "s3fs"
-
-    def argv(self) -> list[str]:
-        server = self.bench.server
-        passwd = self.cache / "passwd"
-        passwd.write_text(f"{server.access_key}:{server.secret_key}\n")
-        passwd.chmod(0o600)
-        return [
-            need_binary("s3fs"),
-            self.bucket,
-            str(self.mountpoint),
-            "-f",
-            "-o",
-            f"url={server.endpoint}",
-            "-o",
-            "use_path_request_style",
-            "-o",
-            f"passwd_file={passwd}",
-            "-o",
-            f"tmpdir={self.cache}",
-        ]
-
-
-class Rclone(MountedClient):
-    name = "rclone"
-
-    def argv(self) -> list[str]:
-        return [
-            need_binary("rclone"),
-            "mount",
-            f"bench:{self.bucket}",
-            str(self.mountpoint),
-            "--vfs-cache-mode",
-            "full",
-            "--cache-dir",
-            str(self.cache),
-            "--vfs-write-back",
-            "0s",  # upload as soon as a file is closed (default: 5 s later)
-        ]
-
-    def environment(self) -> dict[str, str]:
-        server = self.bench.server
-        env = {name: value for name, value in os.environ.items() if name != "AWS_CA_BUNDLE"}
-        return env | {
-            "RCLONE_CONFIG_BENCH_TYPE": "s3",
-            "RCLONE_CONFIG_BENCH_PROVIDER": "Other",
-            "RCLONE_CONFIG_BENCH_ENDPOINT": server.endpoint,
-            "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": server.access_key,
-            "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": server.secret_key,
-            "RCLONE_CONFIG_BENCH_REGION": server.region,
-            "RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE": "true",
-        }
-
-
-MOUNTS: tuple[type[MountedClient], ...] = (Fusion, S3fs, Rclone)
-
-
-def timed_on_fresh_mount(
-    bench: Bench,
-    kind: type[MountedClient],
-    workload: str,
-    warm: tuple[str, ...],
-    action: Callable[[Path], None],
-    bucket: str = BUCKET,
-) -> float:
-    """Seconds `action(bucket_root)` takes on a fresh mount with an empty cache."""
-    client = kind(bench, bucket)
-    try:
-        bench.cold_start(warm)
-        with bench.memory.watching(client.name, workload, client.process.pid):
-            start, cpu = time.perf_counter(), cpu_seconds(client.process.pid)
-            action(client.root)
-            seconds = time.perf_counter() - start
-            cpu = cpu_seconds(client.process.pid) - cpu
-    finally:
-        client.stop()
-    bench.cpu.setdefault((client.name, workload), []).append(cpu)
-    print(f"  {workload:6} {client.name:7} {seconds:7.2f} s, cpu {cpu:6.2f} s", flush=True)
-    return seconds
-
-
 # -- the workloads -----------------------------------------------------------------------------
 
 
@@ -372,17 +128,6 @@ def read_at(path: Path, offsets: list[int]) -> None:
                 raise RuntimeError(f"short read at {offset} of {path}")
     finally:
         os.close(fd)
-
-
-def write_until_durable(bench: Bench, key: str, write: Callable[[], None]) -> None:
-    """Run `write`, then wait until S3 holds the complete object (rclone uploads after close)."""
-    s3 = bench.server.boto3_client()
-    write()
-
-    def complete() -> bool:
-        return s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"] == bench.size
-
-    wait_until(complete, 600, f"{key} to reach S3")
 
 
 def write_file(path: Path, size: int, block: bytes) -> None:
@@ -412,26 +157,19 @@ class Row:
 
 
 def run(repeat: int, size_mib: int = 1024) -> list[Comparison]:
-    if os.geteuid() != 0:
-        raise SystemExit("bench fusion: needs root (mounts, drop_caches)")
-    with tempfile.TemporaryDirectory(prefix="bench-fusion-", dir="/var/tmp") as tmp:
-        workdir = Path(tmp)
-        (workdir / "s3rver").mkdir()
-        server = start_s3rver(workdir, workdir / "s3rver")
-        bench = Bench(server, workdir, size_mib * MiB)
+    with s3rver_workdir("fusion") as (server, workdir):
+        bench = Bench(server, workdir, size=size_mib * MiB)
         try:
             seed(bench)
             rows = measure(bench, repeat)
         finally:
             bench.memory.close()
-            assert server.service is not None
-            server.service.stop()
     print(side_by_side(rows, size_mib, repeat), flush=True)
     peaks = ", ".join(
         f"{work} {mib:.1f}" for work, mib in sorted(bench.memory.peaks_mib("fusion").items())
     )
     print(f"\nfusion peak RssAnon by workload (MiB): {peaks}", flush=True)
-    print(cpu_table(bench), flush=True)
+    print(bench.cpu_table(CLIENTS, ("seq", "random", "write", "ls")), flush=True)
     return comparisons(rows)
 
 
@@ -490,20 +228,21 @@ def measure(bench: Bench, repeat: int) -> list[Row]:
 
             def write(root: Path, key: str = key) -> None:
                 (root / "written").mkdir(exist_ok=True)
-                write_until_durable(bench, key, lambda: write_file(root / key, size, block))
+                write_file(root / key, size, block)
+                wait_durable(bench.server, BUCKET, key, size)
 
             def read_randomly(root: Path) -> None:
                 read_at(root / "random.bin", offsets)
 
             by_client["seq"].append(
                 timed_on_fresh_mount(
-                    bench, kind, "seq", SEQ, lambda r: read_sequentially(r / "seq.bin")
+                    bench, kind, "seq", SEQ, lambda r: read_sequentially(r / "seq.bin"), BUCKET
                 )
             )
             by_client["random"].append(
-                timed_on_fresh_mount(bench, kind, "random", RANDOM, read_randomly)
+                timed_on_fresh_mount(bench, kind, "random", RANDOM, read_randomly, BUCKET)
             )
-            by_client["write"].append(timed_on_fresh_mount(bench, kind, "write", (), write))
+            by_client["write"].append(timed_on_fresh_mount(bench, kind, "write", (), write, BUCKET))
             s3.delete_object(Bucket=BUCKET, Key=key)
             by_client["ls"].append(
                 timed_on_fresh_mount(
@@ -576,7 +315,7 @@ def rows_from(medians: dict[str, dict[str, float]], bench: Bench) -> list[Row]:
 
 
 def side_by_side(rows: list[Row], size_mib: int, repeat: int) -> str:
-    clients = ("fusion", "boto3", *PEERS)
+    clients = CLIENTS
     lines = [
         f"\nFusion client, size {size_mib} MiB, medians of {repeat} run(s):\n",
         f"| metric | {' | '.join(clients)} | target | met |",
@@ -585,23 +324,6 @@ def side_by_side(rows: list[Row], size_mib: int, repeat: int) -> str:
     for row in rows:
         cells = " | ".join(f"{row.values[client]:.2f} {row.unit}" for client in clients)
         lines.append(f"| {row.metric} | {cells} | {row.target} | {'yes' if row.met else 'NO'} |")
-    return "\n".join(lines)
-
-
-def cpu_table(bench: Bench) -> str:
-    """CPU seconds each client process spent per workload (medians): steadier than wall time
-    on a busy machine, and what a task pays on a small instance."""
-    clients = ("fusion", "boto3", *PEERS)
-    lines = [
-        "\nCPU seconds (user+sys) of the client process, medians:\n",
-        f"| workload | {' | '.join(clients)} |",
-        f"| --- | {' | '.join('---:' for _ in clients)} |",
-    ]
-    for workload in ("seq", "random", "write", "ls"):
-        cells = " | ".join(
-            f"{statistics.median(bench.cpu[(client, workload)]):.2f}" for client in clients
-        )
-        lines.append(f"| {workload} | {cells} |")
     return "\n".join(lines)
 
 

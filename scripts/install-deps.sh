@@ -13,7 +13,7 @@ run_pkgs+=(patchelf gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 test_pkgs=(
   docker.io docker-registry skopeo redis-server fuse3 s3fs rclone
   busybox-static apache2-utils patchelf nodejs npm
-  wrk hyperfine qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  wrk hyperfine fio qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   gcc libc6-dev musl-tools
 )
 
