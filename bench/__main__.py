@@ -19,6 +19,7 @@ SUITES = {
     "fusion": "bench.fusion",
     "startup": "bench.startup",
     "fio": "bench.fio",
+    "smallfiles": "bench.smallfiles",
 }
 
 
