@@ -830,14 +830,15 @@ class FusionFileSystem(Operations):
             return  # written again meanwhile: its last close schedules it anew
         with contextlib.suppress(FuseError):  # logged and kept in upload_outcomes
             self._finish(node)
-        self._retire_if_idle(node, state, settling=True)
+        self._retire_if_idle(node, state)
 
-    def _retire_if_idle(self, node: Node, state: WriteState, *, settling: bool = False) -> None:
-        """Retire the staging state once no writer holds it and nothing is left to upload."""
+    def _retire_if_idle(self, node: Node, state: WriteState) -> None:
+        """Retire the staging state once no writer holds it and nothing is left to upload (an
+        upload in progress keeps the file dirty; a job still due finds it retired and stops)."""
         with self.lock:
             idle = node.write is state and state.handles == 0
             idle = idle and (not state.dirty or state.unlinked)
-        if idle and (settling or not self.settler.pending(node)):
+        if idle:
             self._retire(node)
 
     def _download(

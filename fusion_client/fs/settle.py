@@ -72,6 +72,8 @@ class Settler:
             future.exception()
 
     def shutdown(self) -> None:
+        """Run what is still scheduled (files written at exit, like trace.json), then stop."""
+        self.settle_all()
         with self._lock:
             self._closed = True
             self._changed.notify_all()

@@ -3,6 +3,7 @@ its upload, fsync does, and the launcher still exits 174 naming a file whose upl
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -77,3 +78,24 @@ def test_a_shell_loop_whose_small_file_is_lost_exits_174_naming_it(s3rver, fault
     assert done.returncode == 174, done.stderr
     assert f"not saved: s3://{bucket}/out/f7:" in done.stderr
     assert s3rver.get(bucket, "out/f12") == b"12\n"
+
+
+def test_a_shell_loop_appending_to_one_file_uploads_it_about_once(s3rver, tmp_path):
+    bucket = s3rver.new_bucket("append")
+    target = f"{tmp_path}/fusion/{s3rver.scheme}/{bucket}/out.txt"
+    env = {
+        **os.environ,
+        **s3rver.env(**FAST_RETRIES),
+        "FUSION_MOUNT": str(tmp_path / "fusion"),
+        "FUSION_CACHE_LOCATION": str(tmp_path / "cache"),
+        "FUSION_LOG_OUTPUT": str(tmp_path / "fusion.log"),
+    }
+    script = f"for i in $(seq 200); do echo line $i >> {target}; done"
+    done = subprocess.run(
+        [*FUSION, "sh", "-ec", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert s3rver.get(bucket, "out.txt") == b"".join(b"line %d\n" % i for i in range(1, 201))
+    lines = [json.loads(line) for line in (tmp_path / "fusion.log").read_text().splitlines()]
+    summary = next(line["summary"] for line in lines if "summary" in line)
+    assert summary["uploaded_per_written"] <= 1.5

@@ -96,6 +96,7 @@ def test_the_exit_summary_goes_to_the_log_and_to_trace_json_in_fusion_work(s3rve
     trace = json.loads(s3rver.get(bucket, "work/.fusion/trace.json"))["fusion"]
     assert trace["bytes_written"] == 12345
     assert trace["bytes_uploaded"] == 12345 and trace["uploads_failed"] == 0
+    assert trace["uploaded_per_written"] == 1.0
     assert trace["stores"]["s3"]["bytes_sent"] >= 12345
     lines = [json.loads(line) for line in (tmp_path / "fusion.log").read_text().splitlines()]
     summary = [line for line in lines if line["message"].startswith("summary:")]
