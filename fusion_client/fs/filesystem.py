@@ -1077,11 +1077,15 @@ class FusionFileSystem(Operations):
         return store_errors(operation, self._url(node, key), self._path(node, key))
 
     def _trusted(self, node: Node) -> bool:
+        """Whether a known node still exists without asking (callers hold self.lock): a
+        directory whose own listing is trusted does (no HEAD and LIST of a directory being
+        written into every time its entry times out)."""
         return (
             node.bucket is None
             or node.write is not None
             or node.is_bucket
             or self._fresh(node.checked_at)
+            or (node.kind == DIR and self._known_listing(node) is not None)
         )
 
     def _fresh(self, checked_at: float) -> bool:
