@@ -54,14 +54,16 @@ def measure(space: Workspace, repeat: int) -> list[Comparison]:
         writes["boto3"].append(timed(lambda: put_all(s3, "boto3", FILES, body)))
         delete_prefix(s3, "boto3/")
         reads["boto3"].append(timed(lambda: get_all(s3, "read", FILES)))
+        print(
+            f"  boto3 put {writes['boto3'][-1]:.2f} s, get {reads['boto3'][-1]:.2f} s", flush=True
+        )
         for kind in MOUNTS:
             folder = f"{kind.name}-{round_number}"
             writes[kind.name].append(write_loop(space, kind, folder, FILES, source))
             delete_prefix(s3, folder + "/")
             reads[kind.name].append(timed_on_fresh_mount(space, kind, "cat", (), cat_all, BUCKET))
     print(f"bench.smallfiles: fusion writing {MANY_FILES} files into one directory", flush=True)
-    many = write_loop(space, MOUNTS[0], "many", MANY_FILES, source)
-    delete_prefix(s3, "many/")
+    many = write_loop(space, MOUNTS[0], "many", MANY_FILES, source)  # s3rver deletes slowly
     write, read = median(writes), median(reads)
     print_table(write, read, many)
     print(space.cpu_table(tuple(reads)[1:], ("cat",)), flush=True)
