@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,17 @@ def fault_proxy(s3rver: S3Server) -> Iterator[FaultProxy]:
     proxy = FaultProxy(int(s3rver.endpoint.rsplit(":", 1)[1]))
     yield proxy
     proxy.close()
+
+
+class Through:
+    """A server as seen through a fault proxy (for mount_fusion)."""
+
+    def __init__(self, server: Any, endpoint: str) -> None:
+        self._server, self._endpoint = server, endpoint
+        self.scheme = server.scheme
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return self._server.env_through(self._endpoint, **extra)
 
 
 def through_proxy(server: S3Server, proxy: FaultProxy, **env: str) -> S3Client:

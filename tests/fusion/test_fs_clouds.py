@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.fusion.conftest import FAST_RETRIES, FusionMount, mount_fusion, synced
+from tests.fusion.conftest import FAST_RETRIES, FusionMount, Through, mount_fusion, synced
 from tests.support.cloudservers import azurite, fake_gcs  # noqa: F401
 from tests.support.faults import FaultProxy
 
@@ -120,19 +120,8 @@ def proxy(server) -> Iterator[FaultProxy]:
 @pytest.fixture(scope="module")
 def faulty_mount(server, proxy, tmp_path_factory) -> Iterator[FusionMount]:
     base = tmp_path_factory.mktemp(f"fusion-faults-{server.scheme}")
-    environ_server = _Through(server, proxy.endpoint)
+    environ_server = Through(server, proxy.endpoint)
     yield from mount_fusion(environ_server, base)  # type: ignore[arg-type]
-
-
-class _Through:
-    """`server` as seen through the fault proxy."""
-
-    def __init__(self, server: Any, endpoint: str) -> None:
-        self._server, self._endpoint = server, endpoint
-        self.scheme = server.scheme
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return self._server.env_through(self._endpoint, **extra)
 
 
 def test_reads_survive_server_errors_and_cut_responses(faulty_mount, proxy, server):

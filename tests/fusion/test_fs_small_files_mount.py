@@ -12,26 +12,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fusion.conftest import FAST_RETRIES, FusionMount, mount_fusion
-from tests.support.s3servers import S3Server
+from tests.fusion.conftest import FAST_RETRIES, FusionMount, Through, mount_fusion
 
 FUSION = [sys.executable, "-m", "fusion_client"]
 
 
-class _Through:
-    """`server` as seen through the fault proxy."""
-
-    def __init__(self, server: S3Server, endpoint: str) -> None:
-        self._server, self._endpoint = server, endpoint
-        self.scheme = server.scheme
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return self._server.env_through(self._endpoint, **extra)
-
-
 @pytest.fixture
 def slow_mount(s3rver, fault_proxy, tmp_path) -> Iterator[FusionMount]:
-    yield from mount_fusion(_Through(s3rver, fault_proxy.endpoint), tmp_path)  # type: ignore[arg-type]
+    yield from mount_fusion(Through(s3rver, fault_proxy.endpoint), tmp_path)  # type: ignore[arg-type]
 
 
 def test_fsync_through_any_descriptor_waits_for_a_closed_files_upload(
