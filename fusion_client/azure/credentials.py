@@ -13,15 +13,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
+import http.client
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
+
+from fusion_client.store.http import fetch_json
 
 from .errors import AzureCredentialsError
 
@@ -152,18 +152,18 @@ class ManagedIdentity:
         if self._client_id:
             query["client_id"] = self._client_id
         url = f"http://{self._host}/metadata/identity/oauth2/token?" + urllib.parse.urlencode(query)
-        request = urllib.request.Request(url, headers={"Metadata": "true"})
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
-            with opener.open(request, timeout=10) as response:
-                answer = json.load(response)
-            return answer["access_token"], float(answer.get("expires_in", 3600))
-        except urllib.error.HTTPError as exc:
-            hint = " (is the identity assigned to this VM?)" if exc.code == 400 else ""
-            raise AzureCredentialsError(
-                f"the Azure instance metadata service refused a token: HTTP {exc.code}{hint}"
-            ) from None
-        except (OSError, ValueError, KeyError) as exc:
+            status, answer = fetch_json("GET", url, headers={"Metadata": "true"})
+        except (OSError, http.client.HTTPException) as exc:
             raise AzureCredentialsError(
                 f"no managed-identity token from the Azure instance metadata service: {exc}"
             ) from None
+        if status != 200:
+            hint = " (is the identity assigned to this VM?)" if status == 400 else ""
+            raise AzureCredentialsError(
+                f"the Azure instance metadata service refused a token: HTTP {status}{hint}"
+            )
+        try:
+            return answer["access_token"], float(answer.get("expires_in", 3600))  # type: ignore[index,union-attr]
+        except (TypeError, KeyError, ValueError) as exc:
+            raise AzureCredentialsError(f"unusable managed-identity token: {exc}") from None

@@ -12,16 +12,16 @@ Credentials), turned into a Bearer token that is refreshed before it expires:
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 
 from fusion_client.log import get_logger
+from fusion_client.store.http import fetch_json
 
 from .errors import GcsCredentialsError
 from .rsa import RsaKey
@@ -111,26 +111,27 @@ def _service_account_token(path: str) -> tuple[str, float]:
         {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
     ).encode()
     token_uri = info.get("token_uri") or "https://oauth2.googleapis.com/token"
-    request = urllib.request.Request(token_uri, data=body, method="POST")
-    request.add_header("Content-Type", "application/x-www-form-urlencoded")
-    return _token_response(request, f"the token endpoint {token_uri}")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    return _token("POST", token_uri, headers, body, f"the token endpoint {token_uri}")
 
 
 def _metadata_token(host: str) -> tuple[str, float]:
-    request = urllib.request.Request(f"http://{host}{TOKEN_PATH}")
-    request.add_header("Metadata-Flavor", "Google")
-    return _token_response(request, f"the metadata server {host}")
+    url = f"http://{host}{TOKEN_PATH}"
+    return _token("GET", url, {"Metadata-Flavor": "Google"}, None, f"the metadata server {host}")
 
 
-def _token_response(request: urllib.request.Request, source: str) -> tuple[str, float]:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+def _token(
+    method: str, url: str, headers: dict[str, str], body: bytes | None, source: str
+) -> tuple[str, float]:
     try:
-        with opener.open(request, timeout=TOKEN_TIMEOUT) as response:
-            answer = json.load(response)
-        return answer["access_token"], float(answer.get("expires_in", 3600))
-    except urllib.error.HTTPError as exc:
-        raise GcsCredentialsError(f"{source} refused: HTTP {exc.code}") from None
-    except (OSError, ValueError, KeyError) as exc:
+        status, answer = fetch_json(method, url, headers=headers, body=body, timeout=TOKEN_TIMEOUT)
+    except (OSError, http.client.HTTPException) as exc:
+        raise GcsCredentialsError(f"no Google access token from {source}: {exc}") from None
+    if status != 200:
+        raise GcsCredentialsError(f"{source} refused: HTTP {status}")
+    try:
+        return answer["access_token"], float(answer.get("expires_in", 3600))  # type: ignore[index,union-attr]
+    except (TypeError, KeyError, ValueError) as exc:
         raise GcsCredentialsError(f"no Google access token from {source}: {exc}") from None
 
 

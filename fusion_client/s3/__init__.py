@@ -2,7 +2,7 @@
 the environment variables it reads)."""
 
 from .client import S3Client
-from .config import RetryPolicy, S3Config
+from .config import S3Config
 from .credentials import CredentialChain, Credentials
 from .errors import (
     AccessDenied,
@@ -25,7 +25,6 @@ __all__ = [
     "NoSuchKey",
     "NoSuchUpload",
     "PreconditionFailed",
-    "RetryPolicy",
     "S3Client",
     "S3Config",
     "S3ConnectionError",

@@ -6,12 +6,14 @@ stay with each store; this module only moves bytes and decides when to try again
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from fusion_client.log import get_logger
 
@@ -236,6 +238,35 @@ class HttpTransport:
             raise
         finally:
             pool.release(conn, reusable=reusable)
+
+
+def fetch_json(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, object]:
+    """One request for a credential flow (token endpoints, metadata services): (status, the
+    decoded JSON body or None). Never through a proxy; raises OSError/HTTPException on
+    transport failures."""
+    parts = urlsplit(url)
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    conn = connection_class(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+    finally:
+        conn.close()
+    try:
+        return resp.status, json.loads(data) if data.strip() else None
+    except ValueError:
+        return resp.status, None
 
 
 def is_retriable(error: StoreError) -> bool:
