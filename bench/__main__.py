@@ -21,6 +21,7 @@ SUITES = {
     "fio": "bench.fio",
     "pipeline": "bench.pipeline",
     "security": "bench.security",
+    "smallfiles": "bench.smallfiles",
 }
 
 

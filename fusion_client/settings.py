@@ -48,6 +48,7 @@ class Settings:
     upload_threads: int = 8
     metadata_ttl: float = 1.0  # seconds the kernel and we trust attributes and listings
     negative_ttl: float = 1.0  # seconds a "no such file" answer is trusted
+    write_settle: float = 1.0  # seconds a file rewritten in close/reopen cycles rests before upload
     symlink_probe_max: int = 4096  # listed objects up to this size are HEAD-checked for symlinks
     log_level: str = "INFO"
     log_output: str = "stderr"
@@ -76,6 +77,7 @@ class Settings:
             upload_threads=reader.integer("FUSION_UPLOAD_THREADS", default.upload_threads),
             metadata_ttl=reader.seconds("FUSION_METADATA_TTL", default.metadata_ttl),
             negative_ttl=reader.seconds("FUSION_NEGATIVE_TTL", default.negative_ttl),
+            write_settle=reader.seconds("FUSION_WRITE_SETTLE", default.write_settle),
             symlink_probe_max=reader.size("FUSION_SYMLINK_PROBE_MAX", default.symlink_probe_max),
             log_level=reader.text("FUSION_LOG_LEVEL", default.log_level).upper(),
             log_output=reader.text("FUSION_LOG_OUTPUT", default.log_output),

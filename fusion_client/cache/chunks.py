@@ -164,7 +164,10 @@ class ChunkCache:
         self._used = 0  # bytes of chunks READY or FETCHING
         self._names = itertools.count()
         self._disk_full_logged = False
-        self._jobs: queue.SimpleQueue[tuple[CachedObject, int, int] | None] = queue.SimpleQueue()
+        # (object, first chunk, last chunk, held: a warm() job that releases the object)
+        self._jobs: queue.SimpleQueue[tuple[CachedObject, int, int, bool] | None] = (
+            queue.SimpleQueue()
+        )
         self._workers = [
             threading.Thread(target=self._prefetch_worker, name=f"fusion-fetch-{i}", daemon=True)
             for i in range(workers)
@@ -177,15 +180,36 @@ class ChunkCache:
     def open(self, bucket: str, key: str, etag: str, size: int) -> CachedObject:
         """The cache entry of one object version, held until release()."""
         with self._lock:
+            return self._hold(bucket, key, etag, size)
+
+    def warm(self, bucket: str, key: str, etag: str, size: int) -> None:
+        """Fetch a small object (one chunk at most) in the background unless it is cached or
+        on its way: files of a directory read one after another find the next ones cached.
+        Fetched only if it fits in a quarter of the cache without evicting anything."""
+        if not 0 < size <= self.chunk_size:
+            return
+        with self._lock:
             obj = self._objects.get((bucket, key, etag, size))
-            if obj is None:
-                obj = CachedObject(
-                    self._new_path(), bucket, key, etag, size, self._nchunks(size), ready=False
-                )
-                self._objects[(bucket, key, etag, size)] = obj
-            obj.opens += 1
-            self._idle.pop(obj, None)
-            return obj
+            if obj is not None and obj.states[0] != EMPTY:
+                return
+            if self._used + size > self.capacity // 4:
+                return
+            obj = self._hold(bucket, key, etag, size)  # the job lets go of it once fetched
+            self._used += size
+            self._mark_fetching(obj, [0])
+            self._jobs.put((obj, 0, 1, True))
+
+    def _hold(self, bucket: str, key: str, etag: str, size: int) -> CachedObject:
+        """The entry of one object version, opened once more (callers hold the lock)."""
+        obj = self._objects.get((bucket, key, etag, size))
+        if obj is None:
+            obj = CachedObject(
+                self._new_path(), bucket, key, etag, size, self._nchunks(size), ready=False
+            )
+            self._objects[(bucket, key, etag, size)] = obj
+        obj.opens += 1
+        self._idle.pop(obj, None)
+        return obj
 
     def release(self, obj: CachedObject) -> None:
         with self._lock:
@@ -311,11 +335,11 @@ class ChunkCache:
             if not self._reserve(sum(self._chunk_len(obj, c) for c in chunks)):
                 return
             self._mark_fetching(obj, chunks)
-            self._jobs.put((obj, run_first, run_last))
+            self._jobs.put((obj, run_first, run_last, False))
 
     def _prefetch_worker(self) -> None:
         while (job := self._jobs.get()) is not None:
-            obj, first, last = job
+            obj, first, last, held = job
             if not obj.opens:  # the reader is gone: do not fetch what nobody will read
                 self._abandon(obj, first, last)
                 continue
@@ -325,6 +349,9 @@ class ChunkCache:
                 pass
             except Exception as exc:  # a reader that needs these chunks fetches them itself
                 log.debug("prefetch of %s/%s failed: %s", obj.bucket, obj.key, exc)
+            finally:
+                if held:
+                    self.release(obj)
 
     def _fetch_run(self, obj: CachedObject, first: int, last: int) -> None:
         """GET chunks [first, last) (already FETCHING and reserved) into the mapping."""

@@ -10,6 +10,7 @@ module is the implementation of that document.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import itertools
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 from fusion_client.cache import CachedObject, ChunkCache, ReadStream
 from fusion_client.fs.errors import store_errors
 from fusion_client.fs.nodes import DIR, FILE, LINK, SCHEME_INOS, InodeTable, Listed, Node
+from fusion_client.fs.settle import Settler
 from fusion_client.fs.writes import WriteState
 from fusion_client.fuse.ops import (
     ROOT_INO,
@@ -60,6 +62,9 @@ SYMLINK_MODE = str(stat.S_IFLNK | 0o777)
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$")
 _COPY_THREADS = 16
 SYMLINK_PROBES_PER_LISTING = 1000
+LISTING_TRUST_FACTOR = 10  # a listing that took t seconds is trusted for max(TTL, 10 t)
+FILES_AHEAD = 64  # small files of a listed directory fetched ahead of a reader opening them
+BACKGROUND_FILES = 64  # closed files uploading in the background at most (each holds a fd)
 
 
 @dataclass(eq=False, slots=True)
@@ -93,6 +98,8 @@ class FusionFileSystem(Operations):
         self.mount = settings.mount.rstrip("/")
         self.ttl = settings.metadata_ttl
         self.negative_ttl = settings.negative_ttl
+        self.write_settle = settings.write_settle
+        self.small_file = settings.upload_part_size  # smaller new files upload after close
         self.symlink_probe_max = settings.symlink_probe_max
         self.staging_dir = staging_dir
         os.makedirs(staging_dir, exist_ok=True)
@@ -107,6 +114,9 @@ class FusionFileSystem(Operations):
         self._staging_names = itertools.count()
         self._link_types: dict[tuple[str, str, str, str], bool] = {}  # symlink probe per version
         self._pool = ThreadPoolExecutor(_COPY_THREADS, thread_name_prefix="fusion-meta")
+        self.settler = Settler(
+            self._settle_job, workers=settings.upload_threads, limit=BACKGROUND_FILES
+        )
 
     # -- names and attributes ------------------------------------------------------------
 
@@ -120,8 +130,15 @@ class FusionFileSystem(Operations):
             if child is not None and self._trusted(child):
                 child.lookups += 1
                 return self.table.entry(child, self.ttl)
-            listing = directory.listing if self._fresh(directory.listed_at) else None
+            listing = self._known_listing(directory)
+            known_dir = child is not None and child.kind == DIR
+        if listing is None:
+            listing = self._relist(directory, full=False)
         listed = self._resolve(directory, text, listing)
+        if listed is None and listing is not None and known_dir:
+            # A directory we know of that the listing lacks: ask the store itself (a marker
+            # with nothing under it is not a prefix to fake-gcs-server's listings).
+            listed = self._resolve(directory, text, None)
         with self.lock:
             if listed is None:
                 child = self.table.child(directory, text)
@@ -147,7 +164,7 @@ class FusionFileSystem(Operations):
 
     def getattr(self, ctx: Context, ino: int, fh: int | None) -> tuple[Attr, float]:
         node = self._node(ino)
-        if node.kind != DIR and node.write is None and not self._fresh(node.checked_at):
+        if node.kind != DIR and node.write is None and not self._current(node):
             self._refresh(node)
         return node.attr(), self.ttl
 
@@ -227,6 +244,7 @@ class FusionFileSystem(Operations):
             node = self.table.get(entry.attr.ino)
             if node is not None:
                 node.permissions = mode & ~umask & 0o7777
+                node.listing, node.listed_at = {}, time.monotonic()  # known empty
                 entry.attr = node.attr()
         return entry
 
@@ -242,7 +260,7 @@ class FusionFileSystem(Operations):
             self._store(node).delete_object(node.bucket, node.prefix)
         with self.lock:
             self.table.unlink(node)
-            directory.listing = None
+            self._note(directory, node.name, None)
 
     def opendir(self, ctx: Context, ino: int, flags: int) -> Open:
         node = self._node(ino)
@@ -288,8 +306,11 @@ class FusionFileSystem(Operations):
         directory, text = self._new_name(parent, name)
         with self.lock:
             existing = self.table.child(directory, text)
-            if existing is not None and existing.kind == DIR:
+        if existing is not None:
+            if existing.kind == DIR:
                 raise FuseError(errno.EISDIR)
+            self._reopen(existing)
+        with self.lock:
             node = self.table.upsert(
                 directory, text, Listed(FILE, mtime_ns=time.time_ns()), time.monotonic()
             )
@@ -299,7 +320,8 @@ class FusionFileSystem(Operations):
             if not state.dirty or state.size:
                 state.truncate(0)
             node.lookups += 1
-            directory.listing = None
+            if node.etag is None:
+                self._note(directory, text, Listed(FILE, mtime_ns=state.mtime_ns))
             fh = self._open_handle(node, writable=True)
         return self.table.entry(node, self.ttl), Open(fh)
 
@@ -318,8 +340,10 @@ class FusionFileSystem(Operations):
         if node.kind == DIR:
             raise FuseError(errno.EISDIR)
         writable = flags & os.O_ACCMODE != os.O_RDONLY
-        if not writable and node.write is None and not self._fresh(node.checked_at):
+        if not writable and node.write is None and not self._current(node):
             self._refresh(node)  # close-to-open: a reader sees the version current at open
+        if writable:
+            self._reopen(node)
         with self.lock:
             if writable:
                 truncate = bool(flags & os.O_TRUNC)
@@ -329,6 +353,8 @@ class FusionFileSystem(Operations):
             fh = self._open_handle(node, writable)
             keep_cache = node.write is None and node.etag == node.page_cache_etag
             node.page_cache_etag = node.etag if node.write is None else None
+        if not writable:
+            self._read_ahead_files(node)
         return Open(fh, keep_cache=keep_cache)
 
     def read(self, ctx: Context, ino: int, fh: int, offset: int, size: int) -> bytes | ReadReply:
@@ -374,20 +400,22 @@ class FusionFileSystem(Operations):
         return count
 
     def flush(self, ctx: Context, ino: int, fh: int, lock_owner: int) -> None:
-        """close(2): a written file is made durable before close returns (errors -> EIO).
+        """close(2) of a changed file: see _closed for when it is uploaded.
 
         An empty new file waits for the last close (release): shells open, dup2 and close a
         redirection target before anything is written, and that must not cost an extra PUT."""
         handle = self._handle(fh)
         state = handle.node.write
         if handle.writable and state is not None and not (state.size == 0 and state.local):
-            self._finish(handle.node)
+            self._closed(handle.node, last=False)
 
     def fsync(self, ctx: Context, ino: int, fh: int, datasync: bool) -> None:
-        """Returns once the file is durable in the store, even an empty one."""
-        handle = self._handle(fh)
-        if handle.writable and handle.node.write is not None:
-            self._finish(handle.node)
+        """Returns once the file is durable in the store, even an empty one (a background upload
+        is waited for; one that failed is tried again here and its failure returned)."""
+        node = self._handle(fh).node
+        if node.write is not None:
+            self.settler.settle(node)
+            self._finish(node)
 
     def release(self, ctx: Context, ino: int, fh: int, flags: int) -> None:
         with self.lock:
@@ -399,14 +427,14 @@ class FusionFileSystem(Operations):
             self.cache.release(handle.obj)
         state = node.write
         if handle.writable and state is not None:
-            state.handles -= 1
-            if state.handles == 0 and state.dirty and not state.unlinked:
-                # The last writer went away without a flush; a failure is recorded in
-                # upload_outcomes and reported by the launcher.
+            with self.lock:
+                state.handles -= 1
+                last = state.handles == 0
+            if last and state.dirty and not state.unlinked:
+                # A failure is recorded in upload_outcomes and reported by the launcher.
                 with contextlib.suppress(FuseError):
-                    self._finish(node)
-            if state.handles == 0 and (not state.dirty or state.unlinked):
-                self._retire(node)
+                    self._closed(node, last=True)
+            self._retire_if_idle(node, state)
         with self.lock:
             node.opens -= 1
             self.table.forget(node, 0)
@@ -418,15 +446,16 @@ class FusionFileSystem(Operations):
             raise FuseError(errno.EISDIR)
         state = node.write
         if state is not None:
+            self.settler.cancel(node)
             state.discard()
         with self._errors("unlink", node):
             self._store(node).delete_object(node.bucket or "", node.key)
         with self.lock:
             self.upload_outcomes.pop(self._url(node), None)
             self.table.unlink(node)
-            directory.listing = None
-            if state is not None and state.handles == 0:
-                self._retire(node)
+            self._note(directory, node.name, None)
+        if state is not None:
+            self._retire_if_idle(node, state)
 
     def rename(
         self, ctx: Context, parent: int, name: bytes, newparent: int, newname: bytes, flags: int
@@ -459,13 +488,15 @@ class FusionFileSystem(Operations):
         else:
             self._rename_file(node, target_dir, text)
         with self.lock:
+            self._note(source_dir, node.name, None)
             self.table.move(node, target_dir, text)
-            source_dir.listing = target_dir.listing = None
+            self._note(target_dir, text, _listing_of(node))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def drain(self) -> None:
         """Make every written file durable (the launcher calls this after the command exits)."""
+        self.settler.settle_all()
         with self.lock:
             pending = [node for node in self.writing if node.write and node.write.dirty]
         for node in pending:
@@ -478,6 +509,7 @@ class FusionFileSystem(Operations):
             return {target: cause for target, cause in self.upload_outcomes.items() if cause}
 
     def destroy(self) -> None:
+        self.settler.shutdown()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- internals: resolving names --------------------------------------------------------
@@ -540,10 +572,9 @@ class FusionFileSystem(Operations):
             with self.lock:
                 children = {node.name: node for node in self.table.children(directory)}
         else:
-            listing = self._list(directory)
+            listing = self._relist(directory, full=True) or {}
             now = time.monotonic()
             with self.lock:
-                directory.listing, directory.listed_at = listing, now
                 children = {
                     node.name: node
                     for node in self.table.children(directory)
@@ -564,15 +595,128 @@ class FusionFileSystem(Operations):
                     entries.append(DirEntry(name.encode(), node.ino, node.kind >> 12, entry))
         return entries
 
-    def _list(self, directory: Node) -> dict[str, Listed]:
-        """Every child of a directory (all pages of a listing with a delimiter).
-        When a name is both a file and a prefix, the file is shown (as lookup does)."""
+    def _known_listing(self, directory: Node) -> dict[str, Listed] | None:
+        """The directory's listing while it is trusted (callers hold self.lock): for the TTL, or,
+        if it has several pages, ten times as long as reading it took, so re-reading a large
+        directory that we keep writing into costs at most a tenth of the time
+        (docs/SEMANTICS.md, "Consistency")."""
+        trusted = max(self.ttl, LISTING_TRUST_FACTOR * directory.list_seconds)
+        if directory.listing is None or time.monotonic() - directory.listed_at >= trusted:
+            return None
+        return directory.listing
+
+    def _relist(self, directory: Node, *, full: bool) -> dict[str, Listed] | None:
+        """Read the directory's listing from the store and keep it (with our own changes made
+        meanwhile). Unless `full`, only a directory known before or listed in one page is
+        read (a lookup in a huge bucket costs a HEAD, not a walk); None when not read."""
+        if directory.bucket is None or directory.ino == ROOT_INO:
+            return None
+        with self.lock:
+            if not full and directory.listing is None and self._fresh_attempt(directory):
+                return None  # too large to list for a lookup, tried lately
+            keep = directory.changes is None  # else another thread is reading it: do not keep
+            if not keep and not full:
+                return None
+            if keep:
+                directory.changes = {}
+            pages = None if full or directory.listing is not None else 1
+        started = time.monotonic()
+        listing = None
+        try:
+            listing = self._list(directory, pages)
+        except FuseError:
+            if full:
+                raise  # a lookup goes on without (listing may be denied where HEAD is not)
+        finally:
+            with self.lock:
+                if keep:
+                    listing = self._keep_listing(directory, listing, started)
+        return listing
+
+    def _keep_listing(
+        self, directory: Node, listing: dict[str, Listed] | None, started: float
+    ) -> dict[str, Listed] | None:
+        """Install a listing read since `started`, with the changes we made meanwhile (callers
+        hold self.lock)."""
+        changes, directory.changes = directory.changes or {}, None
+        if listing is None:  # too large (or failed): a lookup does not try again for a while
+            if directory.listing is None:
+                directory.listed_at, directory.list_seconds = started, time.monotonic() - started
+            return None
+        directory.listed_at = started
+        # Only a listing of several pages is trusted longer than the TTL (_known_listing).
+        directory.list_seconds = time.monotonic() - started if len(listing) > 1000 else 0.0
+        for name, listed in changes.items():
+            if listed is None:
+                listing.pop(name, None)
+            else:
+                listing[name] = listed
+        directory.listing, directory.names = listing, None
+        return listing
+
+    def _read_ahead_files(self, node: Node) -> None:
+        """A file of a listed directory is opened for reading: fetch the next small files of the
+        listing (in name order, as `cat dir/*` opens them) into the cache in the background, so
+        each costs one GET at most and the reader finds it there (ChunkCache.warm bounds it)."""
+        parent = node.parent
+        with self.lock:
+            listing = self._known_listing(parent) if parent is not None else None
+            if parent is None or listing is None:
+                return
+            if parent.names is None:
+                parent.names = sorted(listing)
+            start = bisect.bisect_right(parent.names, node.name)
+            ahead = [(n, listing.get(n)) for n in parent.names[start : start + FILES_AHEAD]]
+            location, prefix = self._location(node), parent.prefix
+        for name, listed in ahead:
+            if listed is not None and listed.kind == FILE and listed.etag:
+                self.cache.warm(location, prefix + name, listed.etag, listed.size)
+
+    def _fresh_attempt(self, directory: Node) -> bool:
+        trusted = max(self.ttl, LISTING_TRUST_FACTOR * directory.list_seconds)
+        return directory.listed_at > 0 and time.monotonic() - directory.listed_at < trusted
+
+    def _note(self, directory: Node | None, name: str, listed: Listed | None) -> None:
+        """Keep the directory's listing current with a change made through this mount
+        (callers hold self.lock): writing N files never re-reads it, and a name it does not
+        hold is known absent without a request."""
+        if directory is None:
+            return
+        directory.names = None
+        if directory.listing is not None:
+            if listed is None:
+                directory.listing.pop(name, None)
+            else:
+                directory.listing[name] = listed
+        if directory.changes is not None:
+            directory.changes[name] = listed
+
+    def _current(self, node: Node) -> bool:
+        """A file's attributes need no HEAD: checked within the TTL, or its directory's trusted
+        listing (re-read if it went stale) shows the same version."""
+        if self._fresh(node.checked_at):
+            return True
+        parent = node.parent
+        if parent is None:
+            return False
+        with self.lock:
+            listing = self._known_listing(parent)
+            known = parent.listing is not None
+        if listing is None and known:
+            listing = self._relist(parent, full=True)
+        listed = (listing or {}).get(node.name)
+        return listed is not None and listed.kind == node.kind and listed.etag == node.etag
+
+    def _list(self, directory: Node, pages: int | None = None) -> dict[str, Listed] | None:
+        """Every child of a directory (all pages of a listing with a delimiter), or None if it
+        has more than `pages` pages. When a name is both a file and a prefix, the file is
+        shown (as lookup does)."""
         bucket, prefix = directory.bucket or "", directory.prefix
         store = self._store(directory)
         children: dict[str, Listed] = {}
         token = None
         with self._errors("listDirectory", directory, prefix):
-            while True:
+            for page_number in itertools.count(1):
                 page = store.list_page(bucket, prefix, token=token)
                 for sub in page.prefixes:
                     name = sub[len(prefix) : -1]
@@ -585,6 +729,8 @@ class FusionFileSystem(Operations):
                 token = page.next_token
                 if not token:
                     break
+                if pages is not None and page_number >= pages:
+                    return None
         return self._probe_links(directory, children)
 
     def _probe_links(self, directory: Node, children: dict[str, Listed]) -> dict[str, Listed]:
@@ -631,6 +777,7 @@ class FusionFileSystem(Operations):
         """The node's staging state, created on first use (callers hold self.lock)."""
         if node.write is not None:
             return node.write
+        cycle = time.monotonic() - node.closed_at < self.write_settle
         path = os.path.join(self.staging_dir, f"staging-{next(self._staging_names)}")
         if fresh or node.etag is None:
             state = WriteState(path, size=0, download=None)
@@ -642,9 +789,57 @@ class FusionFileSystem(Operations):
                 size=size,
                 download=lambda fd: self._download(location, key, etag, size, fd, url, where),
             )
+        state.reopened = cycle  # closed with changes moments ago: `cmd >> out` in a loop
         node.write = state
         self.writing.add(node)
         return state
+
+    def _reopen(self, node: Node) -> None:
+        """A writer opens the file again: if it was closed with changes not yet uploaded, this
+        is a close/reopen cycle, and the upload waits until the file settles."""
+        self.settler.cancel(node)
+        with self.lock:
+            if node.write is not None and node.write.closed:
+                node.write.reopened = True
+
+    def _closed(self, node: Node, *, last: bool) -> None:
+        """A writer closed a changed file (FLUSH, or the last RELEASE). A small new file is
+        uploaded in the background; a file in close/reopen cycles once no writer has had it
+        for FUSION_WRITE_SETTLE seconds; any other is durable before close returns (an error
+        is EIO). fsync and the launcher's exit wait for them all (docs/SEMANTICS.md)."""
+        state = node.write
+        if state is None or not state.dirty or state.unlinked:
+            return
+        with self.lock:
+            node.closed_at = time.monotonic()
+            state.closed = True
+        if state.reopened:
+            if last and not self.settler.schedule(node, self.write_settle):
+                self._finish(node)
+            return
+        if self.settler.pending(node):
+            return  # already on its way (a second close of the same open file)
+        small = node.etag is None and state.size < self.small_file
+        if not (small and self.settler.schedule(node, 0)):
+            self._finish(node)
+
+    def _settle_job(self, node: Node) -> None:
+        """The settler's job: upload a closed file, then retire it if no writer is left."""
+        state = node.write
+        if state is None or (state.reopened and state.handles):
+            return  # written again meanwhile: its last close schedules it anew
+        with contextlib.suppress(FuseError):  # logged and kept in upload_outcomes
+            self._finish(node)
+        self._retire_if_idle(node, state)
+
+    def _retire_if_idle(self, node: Node, state: WriteState) -> None:
+        """Retire the staging state once no writer holds it and nothing is left to upload (an
+        upload in progress keeps the file dirty; a job still due finds it retired and stops)."""
+        with self.lock:
+            idle = node.write is state and state.handles == 0
+            idle = idle and (not state.dirty or state.unlinked)
+        if idle:
+            self._retire(node)
 
     def _download(
         self, location: str, key: str, etag: str, size: int, fd: int, url: str, path: str
@@ -694,8 +889,9 @@ class FusionFileSystem(Operations):
             node.etag, node.size = info.etag, state.size
             node.mtime_ns = state.mtime_ns
             node.checked_at = time.monotonic()
-            if node.parent is not None:
-                node.parent.listing = None
+            parent = node.parent
+            if parent is not None and self.table.child(parent, node.name) is node:
+                self._note(parent, node.name, _listing_of(node))
 
     def _retire(self, node: Node) -> None:
         """The last writer is gone and the content is durable: the staging file becomes the
@@ -715,6 +911,7 @@ class FusionFileSystem(Operations):
             self.table.forget(node, 0)
 
     def _rename_file(self, node: Node, target_dir: Node, name: str) -> None:
+        self.settler.settle(node)
         if node.write is not None and (node.write.dirty or node.etag is None):
             self._finish(node)
         bucket, key = self._target(node)
@@ -734,6 +931,7 @@ class FusionFileSystem(Operations):
         with self.lock:
             pending = [n for n in self.writing if _is_within(n, node) and n.write and n.write.dirty]
         for written in pending:
+            self.settler.settle(written)
             self._finish(written)
         bucket, old_prefix = node.bucket or "", node.prefix
         new_bucket, new_prefix = target_dir.bucket or "", f"{target_dir.prefix}{name}/"
@@ -793,7 +991,7 @@ class FusionFileSystem(Operations):
             node = self.table.upsert(directory, name, listed, time.monotonic())
             node.uid, node.gid = ctx.uid, ctx.gid
             node.lookups += 1
-            directory.listing = None
+            self._note(directory, name, listed)
             return self.table.entry(node, self.ttl)
 
     def _must_not_exist(self, directory: Node, name: str) -> None:
@@ -879,11 +1077,15 @@ class FusionFileSystem(Operations):
         return store_errors(operation, self._url(node, key), self._path(node, key))
 
     def _trusted(self, node: Node) -> bool:
+        """Whether a known node still exists without asking (callers hold self.lock): a
+        directory whose own listing is trusted does (no HEAD and LIST of a directory being
+        written into every time its entry times out)."""
         return (
             node.bucket is None
             or node.write is not None
             or node.is_bucket
             or self._fresh(node.checked_at)
+            or (node.kind == DIR and self._known_listing(node) is not None)
         )
 
     def _fresh(self, checked_at: float) -> bool:
@@ -925,6 +1127,13 @@ def _listed(info: ObjectInfo) -> Listed:
     mode = info.metadata.get("mode", "")
     kind = LINK if mode.isdigit() and stat.S_ISLNK(int(mode)) else FILE
     return Listed(kind, info.size, info.etag, info.last_modified_ns)
+
+
+def _listing_of(node: Node) -> Listed:
+    """How a listing of its directory shows a node we just changed."""
+    if node.kind == DIR:
+        return Listed(DIR)
+    return Listed(node.kind, node.size, node.etag, node.mtime_ns)
 
 
 def _is_within(node: Node, ancestor: Node) -> bool:

@@ -47,9 +47,13 @@ class Node:
     lookups: int = 0
     opens: int = 0
     write: WriteState | None = None  # set while the file has local, not yet durable content
+    closed_at: float = -1e9  # monotonic time a writer last closed it with changes
     page_cache_etag: str | None = None  # the version the kernel's page cache holds
-    listing: dict[str, Listed] | None = None  # last full listing of a directory
-    listed_at: float = 0.0
+    listing: dict[str, Listed] | None = None  # a directory's children, kept current by us
+    listed_at: float = 0.0  # monotonic time the listing was last read from the store
+    list_seconds: float = 0.0  # how long that took (a costly listing is trusted longer)
+    changes: dict[str, Listed | None] | None = None  # our changes while a listing is read
+    names: list[str] | None = None  # the listing's names in order (reading files ahead)
 
     @property
     def key(self) -> str:

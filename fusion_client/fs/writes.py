@@ -34,6 +34,8 @@ class WriteState:
         self.handles = 0
         self.dirty = download is None  # a new or truncated file must be uploaded even if empty
         self.unlinked = False
+        self.closed = False  # closed with content since the staging file was made
+        self.reopened = False  # opened for writing again after that: a close/reopen cycle
         self.lock = threading.RLock()
         self._download = download  # None once the staging file holds the whole content
         self._upload: ObjectUpload | None = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +46,17 @@ def fault_proxy(s3rver: S3Server) -> Iterator[FaultProxy]:
     proxy.close()
 
 
+class Through:
+    """A server as seen through a fault proxy (for mount_fusion)."""
+
+    def __init__(self, server: Any, endpoint: str) -> None:
+        self._server, self._endpoint = server, endpoint
+        self.scheme = server.scheme
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return self._server.env_through(self._endpoint, **extra)
+
+
 def through_proxy(server: S3Server, proxy: FaultProxy, **env: str) -> S3Client:
     """A client of `server` whose requests go through `proxy`."""
     return S3Client.from_env(server.env(**FAST_RETRIES, AWS_ENDPOINT_URL=proxy.endpoint, **env))
@@ -63,6 +76,17 @@ class FusionMount:
     def path(self, bucket: str, key: str = "") -> Path:
         folder = self.root / self.server.scheme / bucket
         return folder / key if key else folder
+
+
+def synced(*paths: Path) -> None:
+    """fsync each file through a new descriptor: returns once it is durable in the store
+    (a small new file's close does not wait for its upload; docs/SEMANTICS.md)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def mount_fusion(server: S3Server, base: Path, **env: str) -> Iterator[FusionMount]:

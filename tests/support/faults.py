@@ -99,9 +99,16 @@ class FaultProxy:
         """Answer the next `n` matching requests with an S3 error (`headers` added to it)."""
         self._add(_Fault("status", n, method, match, status, code, dict(headers or {})))
 
-    def drop_next_requests(self, n: int, *, method: str | None = None, match: str | None = None):
-        """Forward half of the request body upstream, then cut both connections."""
-        self._add(_Fault("drop_request", n, method, match))
+    def drop_next_requests(
+        self,
+        n: int,
+        *,
+        method: str | None = None,
+        match: str | None = None,
+        then: Callable[[], None] | None = None,
+    ):
+        """Forward half of the request body upstream, run `then`, cut both connections."""
+        self._add(_Fault("drop_request", n, method, match, then=then))
 
     def drop_next_responses(
         self,
@@ -221,9 +228,11 @@ class FaultProxy:
                     for chunk in reader.body(head, request_method=None):
                         if sent + len(chunk) >= length // 2:
                             upstream.sendall(chunk[: max(0, length // 2 - sent)])
-                            return
+                            break
                         upstream.sendall(chunk)
                         sent += len(chunk)
+                    if fault.then is not None:
+                        fault.then()
                     return
                 for chunk in reader.body(head, request_method=None):
                     upstream.sendall(chunk)

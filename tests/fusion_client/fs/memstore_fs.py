@@ -39,12 +39,16 @@ class MemFusion:
         head, _, name = path.strip("/").rpartition("/")
         return self.ino(head), name.encode()
 
-    def write_file(self, path: str, data: bytes) -> None:
+    def write_file(self, path: str, data: bytes, *, fsync: bool = False) -> None:
+        """Create (after the negative lookup the kernel makes first), write and close."""
         parent, name = self.parent(path)
+        self.fs.lookup(CTX, parent, name)
         entry, opened = self.fs.create(CTX, parent, name, 0o100644, os.O_WRONLY, 0o022)
         try:
             if data:
                 self.fs.write(CTX, entry.attr.ino, opened.fh, 0, memoryview(data), 0)
+            if fsync:
+                self.fs.fsync(CTX, entry.attr.ino, opened.fh, False)
             self.fs.flush(CTX, entry.attr.ino, opened.fh, 0)
         finally:
             self.fs.release(CTX, entry.attr.ino, opened.fh, 0)
@@ -78,10 +82,14 @@ class MemFusion:
             self.fs.releasedir(CTX, ino, fh)
 
 
-def memory_fusion(base: Path, *schemes: str, ttl: float = 0.0) -> Iterator[MemFusion]:
+def memory_fusion(
+    base: Path, *schemes: str, ttl: float = 0.0, write_settle: float = 1.0
+) -> Iterator[MemFusion]:
     """The file system over one MemoryStore per scheme, each holding bucket `bkt`."""
     stores = {scheme: MemoryStore("bkt", scheme=scheme) for scheme in schemes or ("s3",)}
-    settings = Settings(metadata_ttl=ttl, negative_ttl=ttl, chunk_size=MiB)
+    settings = Settings(
+        metadata_ttl=ttl, negative_ttl=ttl, chunk_size=MiB, write_settle=write_settle
+    )
     cache = ChunkCache(
         str(base / "cache"),
         fetch=cache_fetch(stores),

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.fusion_client.conftest import FAST_RETRIES, FusionMount, mount_fusion
+from tests.fusion_client.conftest import FAST_RETRIES, FusionMount, Through, mount_fusion, synced
 from tests.support.faults import FaultProxy
 
 CLOUDS = ["s3rver", "fake_gcs", "azurite"]
@@ -64,6 +64,7 @@ def test_files_written_with_cp_dd_tar_and_python_arrive_whole(mount, server, buc
     sh(f"dd if={source} of={root}/dd.bin bs=1M status=none")
     sh(f"tar -C {tmp_path} -cf {root}/tree.tar tree")
     (root / "py.txt").write_text("from python\n")
+    synced(root / "copied.bin", root / "dd.bin", root / "py.txt")
     assert server.get(bucket, "copied.bin") == source.read_bytes()
     assert server.get(bucket, "dd.bin") == source.read_bytes()
     assert server.get(bucket, "py.txt") == b"from python\n"
@@ -120,19 +121,8 @@ def proxy(server) -> Iterator[FaultProxy]:
 @pytest.fixture(scope="module")
 def faulty_mount(server, proxy, tmp_path_factory) -> Iterator[FusionMount]:
     base = tmp_path_factory.mktemp(f"fusion-faults-{server.scheme}")
-    environ_server = _Through(server, proxy.endpoint)
+    environ_server = Through(server, proxy.endpoint)
     yield from mount_fusion(environ_server, base)  # type: ignore[arg-type]
-
-
-class _Through:
-    """`server` as seen through the fault proxy."""
-
-    def __init__(self, server: Any, endpoint: str) -> None:
-        self._server, self._endpoint = server, endpoint
-        self.scheme = server.scheme
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return self._server.env_through(self._endpoint, **extra)
 
 
 def test_reads_survive_server_errors_and_cut_responses(faulty_mount, proxy, server):

@@ -63,8 +63,8 @@ def test_readdir_shows_files_and_prefixes_as_directories_across_listing_pages(me
     assert store.calls["list_page"] >= 2
 
 
-def test_a_written_file_is_in_the_store_once_closed(mem: MemFusion):
-    mem.write_file("az/bkt/result.txt", b"result\n")
+def test_a_written_file_is_in_the_store_once_synced(mem: MemFusion):
+    mem.write_file("az/bkt/result.txt", b"result\n", fsync=True)
     assert mem.stores["az"].data("bkt", "result.txt") == b"result\n"
     assert mem.fs.lost_files() == {}
 
@@ -77,10 +77,11 @@ def test_a_large_written_file_is_uploaded_in_parts_and_reads_back_whole(mem: Mem
     assert mem.read_file("gs/bkt/big.bin") == data
 
 
-def test_an_upload_that_fails_for_good_is_eio_at_close_and_named_as_lost(mem: MemFusion):
+def test_an_upload_that_fails_for_good_is_eio_at_fsync_and_named_as_lost(mem: MemFusion):
     down = store_error(StoreUnavailable, 0, "ConnectionError")
-    mem.stores["s3"].fail_next("put_object", down, times=2)  # close, then the last release
-    assert errno_of(lambda: mem.write_file("s3/bkt/lost.txt", b"data")) == errno.EIO
+    mem.stores["s3"].fail_next("put_object", down, times=9)  # fsync, close, exit
+    assert errno_of(lambda: mem.write_file("s3/bkt/lost.txt", b"data", fsync=True)) == errno.EIO
+    mem.fs.drain()
     assert list(mem.fs.lost_files()) == ["s3://bkt/lost.txt"]
 
 
@@ -88,8 +89,9 @@ def test_a_later_successful_upload_clears_the_loss(mem: MemFusion):
     down = store_error(StoreUnavailable, 0, "ConnectionError")
     mem.stores["s3"].fail_next("put_object", down, times=2)
     with pytest.raises(FuseError):
-        mem.write_file("s3/bkt/again.txt", b"one")
+        mem.write_file("s3/bkt/again.txt", b"one", fsync=True)
     mem.write_file("s3/bkt/again.txt", b"two")
+    mem.fs.drain()
     assert mem.fs.lost_files() == {}
     assert mem.stores["s3"].data("bkt", "again.txt") == b"two"
 
@@ -160,5 +162,6 @@ def test_a_reader_stays_on_the_version_it_opened(mem: MemFusion):
 )
 def test_store_errors_map_to_one_errno_each(mem: MemFusion, error, expected):
     mem.stores["az"].put_object("bkt", "f", b"x")
-    mem.stores["az"].fail_next("head_object", error)
+    mem.stores["az"].fail_next("list_page", error)  # a lookup lists a small directory first,
+    mem.stores["az"].fail_next("head_object", error)  # and asks for the name when that fails
     assert errno_of(lambda: mem.ino("az/bkt/f")) == expected

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fusion_client.conftest import FusionMount
+from tests.fusion_client.conftest import FusionMount, synced
 
 
 def sh(script: str, cwd: Path | None = None) -> str:
@@ -26,6 +26,9 @@ def sh(script: str, cwd: Path | None = None) -> str:
 
 
 def body(mount: FusionMount, bucket: str, key: str) -> bytes:
+    """The object as S3 has it once the file is durable (fsync: a small new file's close
+    does not wait for its upload)."""
+    synced(mount.path(bucket, key))
     return mount.server.boto3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
 
 

@@ -38,7 +38,9 @@ def test_a_store_error_is_a_json_line_with_the_incumbents_fields(tmp_path, resto
     setup_logging("INFO", str(log))
     for mem in memory_fusion(tmp_path, "az"):
         mem.stores["az"].put_object("bkt", "secret.txt", b"x")
-        mem.stores["az"].fail_next("head_object", injected(AccessDenied, 403, "AuthFailed"))
+        denied = injected(AccessDenied, 403, "AuthFailed")
+        mem.stores["az"].fail_next("list_page", denied)  # a lookup lists a small directory first
+        mem.stores["az"].fail_next("head_object", denied)
         with pytest.raises(FuseError):
             mem.ino("az/bkt/secret.txt")
     line = json.loads(log.read_text().splitlines()[-1])
@@ -58,7 +60,7 @@ def test_log_level_off_silences_upload_failures_too(tmp_path, capfd, restore_log
         down = injected(StoreUnavailable, 0, "ConnectionError")
         mem.stores["s3"].fail_next("put_object", down, times=2)
         with pytest.raises(FuseError):
-            mem.write_file("s3/bkt/lost.txt", b"data")
+            mem.write_file("s3/bkt/lost.txt", b"data", fsync=True)
     assert capfd.readouterr().err == ""
 
 
@@ -94,6 +96,7 @@ def test_the_exit_summary_goes_to_the_log_and_to_trace_json_in_fusion_work(s3rve
     trace = json.loads(s3rver.get(bucket, "work/.fusion/trace.json"))["fusion"]
     assert trace["bytes_written"] == 12345
     assert trace["bytes_uploaded"] == 12345 and trace["uploads_failed"] == 0
+    assert trace["uploaded_per_written"] == 1.0
     assert trace["stores"]["s3"]["bytes_sent"] >= 12345
     lines = [json.loads(line) for line in (tmp_path / "fusion.log").read_text().splitlines()]
     summary = [line for line in lines if line["message"].startswith("summary:")]
