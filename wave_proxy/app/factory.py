@@ -24,12 +24,15 @@ from wave_proxy.fusion_default import LAUNCHER_PREFIX, fusion_layer_specs
 from wave_proxy.image.layer import LayerDescriptor
 from wave_proxy.image.mutate import ConfigChanges
 from wave_proxy.server import handlers
-from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE, BLOBS
+from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE, BLOBS, FLEET
 from wave_proxy.store.blobcache import BlobCache
 from wave_proxy.store.blobs import BlobStore
+from wave_proxy.store.fleet import Fleet
 from wave_proxy.store.layers import ingest_layer
+from wave_proxy.store.leases import Leases, LocalLeases
 from wave_proxy.store.memo import MemoizedStore
 from wave_proxy.store.metadata import MetadataStore
+from wave_proxy.store.shared import open_blob_store
 from wave_proxy.store.sqlite import SqliteMetadataStore
 from wave_proxy.upstream.auth import Credentials, load_docker_config
 from wave_proxy.upstream.client import RetryPolicy
@@ -105,8 +108,13 @@ async def _lifecycle(
             layer.size,
             layer.platform or "all",
         )
+    leases = open_leases(settings)
     try:
-        async with api_routes.wave_api(app, settings, app[AUGMENTER], blobs), sweeping(app):
+        async with (
+            api_routes.wave_api(app, settings, app[AUGMENTER], blobs),
+            sweeping(app),
+            _fleet(app, settings, leases),
+        ):
             yield
     finally:
         if BLOB_CACHE in app:
@@ -115,6 +123,33 @@ async def _lifecycle(
                 await asyncio.wait_for(app[BLOB_CACHE].settled(), SHUTDOWN_GRACE)
         await session.close()
         await store.close()
+        await leases.close()
+
+
+def open_leases(settings: Settings) -> Leases:
+    """Redis leases when replicas share a Redis store, else leases within this process."""
+    if settings.store:
+        from wave_proxy.store.redis import RedisLeases  # only replicas need redis-py
+
+        return RedisLeases(settings.store)
+    return LocalLeases()
+
+
+@contextlib.asynccontextmanager
+async def _fleet(app: web.Application, settings: Settings, leases: Leases) -> AsyncIterator[None]:
+    """With --blob-store: the shared store, its health probe, and the appended layers in it."""
+    if not settings.blob_store:
+        if settings.blob_redirect:
+            log.warning("--blob-redirect does nothing without --blob-store: blobs are streamed")
+        yield
+        return
+    fleet = app[FLEET] = Fleet(open_blob_store(settings.blob_store), leases, settings.blob_redirect)
+    redirected = " (clients redirected to it)" if fleet.redirect else ""
+    log.info("blob store %s%s", fleet.store.description, redirected)
+    async with fleet.probing():
+        for layer in app[AUGMENTER].layers:
+            await fleet.publish(layer.digest, app[BLOBS].path(layer.digest))
+        yield
 
 
 async def open_metadata_store(settings: Settings) -> MetadataStore:
