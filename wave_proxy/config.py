@@ -426,8 +426,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "fusion_layers",
         "directory with fusion-<version>-<arch>.tar.gz and .json from `wavectl layer build`; "
-        "default: DATA_DIR/fusion-layers, built at start (with --no-fusion: layers/out of a "
-        "source checkout, if present)",
+        "default: DATA_DIR/fusion-layers, built there at start (with --no-fusion: served by "
+        "the Wave API if present)",
         _path,
         "DIR",
         group="Wave API",

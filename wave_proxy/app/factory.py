@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from wave_proxy.api import routes as api_routes
+from wave_proxy.api.fusion import FusionLayers
 from wave_proxy.app.health import LIFECYCLE, PROXY, Lifecycle, healthz, readyz
 from wave_proxy.app.housekeeping import sweeping
 from wave_proxy.app.middleware import add_api_version, oci_errors
@@ -20,7 +23,8 @@ from wave_proxy.app.observe import ObservedStore, metrics_endpoint, upstream_tra
 from wave_proxy.app.token_registry import token_registry
 from wave_proxy.augment import IMMUTABLE_KEYS, Augmenter
 from wave_proxy.config import Settings
-from wave_proxy.fusion_default import LAUNCHER_PREFIX, fusion_layer_specs
+from wave_proxy.fusion_default import LAUNCHER_PREFIX, fusion_directory, fusion_layer_specs
+from wave_proxy.fusion_fleet import provide_once_per_fleet
 from wave_proxy.image.layer import LayerDescriptor
 from wave_proxy.image.mutate import ConfigChanges
 from wave_proxy.server import handlers
@@ -85,8 +89,21 @@ async def _lifecycle(
     blobs = BlobStore(data_dir / "blobs")
     credentials = resolve_credentials(settings)
     store = MemoizedStore(ObservedStore(await open_metadata_store(settings)), IMMUTABLE_KEYS)
+    leases = open_leases(settings)
+    fleet = None
+    if settings.blob_store:
+        shared = open_blob_store(settings.blob_store)
+        fleet = app[FLEET] = Fleet(shared, leases, settings.blob_redirect)
     # After the quick checks: providing the Fusion layers may take a build on first start.
-    layers = await asyncio.to_thread(_ingest_layers, settings, blobs)
+    fusion_dir = fusion_directory(settings)
+    ingested: dict[Path, LayerDescriptor] = {}
+    ingest = functools.partial(_ingest_layers, settings, blobs, ingested)
+    if fleet is not None and settings.fusion:
+        layers = await provide_once_per_fleet(fleet, store, fusion_dir, ingest)
+    else:
+        layers = await asyncio.to_thread(ingest)
+    required = settings.fusion_layers is not None
+    fusion = await asyncio.to_thread(FusionLayers.load, fusion_dir, blobs, required, ingested)
     session = aiohttp.ClientSession(
         auto_decompress=False,
         connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60),
@@ -108,12 +125,11 @@ async def _lifecycle(
             layer.size,
             layer.platform or "all",
         )
-    leases = open_leases(settings)
     try:
         async with (
-            api_routes.wave_api(app, settings, app[AUGMENTER], blobs),
+            api_routes.wave_api(app, settings, app[AUGMENTER], blobs, fusion, fusion_dir),
             sweeping(app),
-            _fleet(app, settings, leases),
+            _fleet(app, settings),
         ):
             yield
     finally:
@@ -136,14 +152,14 @@ def open_leases(settings: Settings) -> Leases:
 
 
 @contextlib.asynccontextmanager
-async def _fleet(app: web.Application, settings: Settings, leases: Leases) -> AsyncIterator[None]:
-    """With --blob-store: the shared store, its health probe, and the appended layers in it."""
-    if not settings.blob_store:
+async def _fleet(app: web.Application, settings: Settings) -> AsyncIterator[None]:
+    """With --blob-store: the store's health probe, and the appended layers put into it."""
+    fleet = app.get(FLEET)
+    if fleet is None:
         if settings.blob_redirect:
             log.warning("--blob-redirect does nothing without --blob-store: blobs are streamed")
         yield
         return
-    fleet = app[FLEET] = Fleet(open_blob_store(settings.blob_store), leases, settings.blob_redirect)
     redirected = " (clients redirected to it)" if fleet.redirect else ""
     log.info("blob store %s%s", fleet.store.description, redirected)
     async with fleet.probing():
@@ -161,9 +177,15 @@ async def open_metadata_store(settings: Settings) -> MetadataStore:
     return await SqliteMetadataStore.open(settings.data_dir / "metadata.sqlite3")
 
 
-def _ingest_layers(settings: Settings, blobs: BlobStore) -> list[LayerDescriptor]:
+def _ingest_layers(
+    settings: Settings, blobs: BlobStore, ingested: dict[Path, LayerDescriptor]
+) -> list[LayerDescriptor]:
+    """The appended layers, described and copied into the blob store once (`ingested` records
+    them by path, so the Wave API's Fusion layers are not read again)."""
     specs = [*settings.layers, *fusion_layer_specs(settings)]
-    return [ingest_layer(blobs, spec.path, spec.platform) for spec in specs]
+    for spec in specs:
+        ingested[spec.path] = ingest_layer(blobs, spec.path, spec.platform)
+    return [ingested[spec.path] for spec in specs]
 
 
 def resolve_credentials(settings: Settings) -> Mapping[str, Credentials | CredentialSource]:

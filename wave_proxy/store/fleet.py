@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from cachetools import LRUCache
 
 from wave_proxy import metrics
+from wave_proxy.image.digest import parse_digest
 from wave_proxy.store.leases import Leases
 from wave_proxy.store.shared import BlobStoreUnavailable, SharedBlobStore
 
@@ -79,6 +83,27 @@ class Fleet:
             return False
         self._known[digest] = path.stat().st_size
         return True
+
+    async def download(self, digest: str, target: Path) -> None:
+        """Copy a stored blob to `target`, verified against its digest before it appears there.
+        BlobStoreUnavailable when the store fails or holds something else under that key."""
+        size = await self.size(digest)
+        if size is None:
+            raise BlobStoreUnavailable(f"{digest} is not in {self.store.description}")
+        algorithm, encoded = parse_digest(digest)
+        hasher = hashlib.new(algorithm)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".download-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                async for chunk in self.store.read(digest, 0, size):
+                    hasher.update(chunk)
+                    await asyncio.to_thread(f.write, chunk)
+            if hasher.hexdigest() != encoded:
+                raise BlobStoreUnavailable(f"{self.store.description} holds corrupt {digest}")
+            os.replace(name, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
 
     async def probe(self) -> None:
         try:

@@ -88,8 +88,8 @@ class S3BlobStore:
         try:
             return await asyncio.to_thread(getattr(self._client, method), **kwargs)
         except Exception as exc:  # botocore raises many kinds; all mean "the store failed"
-            if _status(exc) == 404:
-                raise FileNotFoundError(kwargs.get("Key", "")) from None
+            if _status(exc) == 404 and "Key" in kwargs:  # no such object (a missing bucket
+                raise FileNotFoundError(kwargs["Key"]) from None  # fails the probe instead)
             raise BlobStoreUnavailable(f"{self.description}: {method} failed: {exc}") from None
 
     async def size(self, digest: str) -> int | None:
