@@ -26,7 +26,7 @@ from tests.support import wait_until
 from tests.support.faults import FaultProxy
 from tests.support.images import ImageSpec, PushedImage, Pusher, tar_layer
 from tests.support.proxy import Proxy, proxy_running, upstream_args
-from tests.support.redis import Redis, redis_server  # noqa: F401
+from tests.support.redis import Redis, redis_running, redis_server  # noqa: F401
 from tests.support.registry import Registry, registry_running
 from tests.support.s3servers import S3Server, moto_s3  # noqa: F401
 
@@ -240,3 +240,24 @@ def killed_mid_fill(fleet: Fleet, registry: Registry, tmp_path: Path) -> None:
     body = fleet.s3.boto3_client().get_object(Bucket=fleet.bucket, Key=key)["Body"].read()
     assert "sha256:" + hashlib.sha256(body).hexdigest() == layer
     assert upstream_blob_gets(registry, layer) <= 2  # the killed fill, and one that took over
+
+
+def test_with_redis_down_served_images_pull_by_digest_and_new_tags_get_a_clear_503(
+    tmp_path: Path, registry: Registry, s3: tuple
+) -> None:
+    (tmp_path / "redis").mkdir()
+    with (
+        redis_running(tmp_path / "redis") as redis,
+        started(Fleet(tmp_path, registry, redis, s3, [])) as fleet,
+    ):
+        replica = fleet.replicas[0]
+        push_random_image(registry, "fleet/redis", [512])
+        copy(replica, "fleet/redis:1", tmp_path / "before")
+        reference = f"docker://{replica.host}/fleet/redis:1"
+        digest = json.loads(skopeo("inspect", "--tls-verify=false", reference))["Digest"]
+        redis.service.stop()
+        copy(replica, f"fleet/redis@{digest}", tmp_path / "by-digest")
+        push_random_image(registry, "fleet/new", [16])
+        answer = requests.get(f"{replica.url}/v2/fleet/new/manifests/1", timeout=30)
+        assert answer.status_code == 503
+        assert answer.json()["errors"][0]["code"] == "UNAVAILABLE"

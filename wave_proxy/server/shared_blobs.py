@@ -51,13 +51,15 @@ async def blob(request: web.Request, name: ImageName, digest: str) -> web.Stream
         return await serve_local(request, digest, size, OCTET_STREAM, local.path(digest))
     linked = await augmenter.is_linked(name, digest)
     if linked:
-        if (document := await augmenter.store.get_document(digest)) is not None:
-            body = document.body
-            return await serve_local(request, digest, len(body), document.media_type, body)
+        # Blobs before documents: a layer then needs no metadata store (Redis) round trip, so
+        # images this replica served keep pulling by digest while Redis is away.
         if not fleet.redirect and (hit := await blobs.from_cache(request, digest)) is not None:
             return hit
         if (stored := await fleet.size(digest)) is not None:
             return await _from_store(request, fleet, digest, stored)
+        if (document := await augmenter.store.get_document(digest)) is not None:
+            body = document.body
+            return await serve_local(request, digest, len(body), document.media_type, body)
     cache = request.app.get(BLOB_CACHE)
     if request.method == "GET" and cache is not None and fleet.healthy:
         return await _fill_once(request, fleet, name, digest)
