@@ -48,6 +48,7 @@ async def blob(request: web.Request, name: ImageName, digest: str) -> web.Stream
     if (size := local.size(digest)) is not None:  # an appended layer
         if fleet.redirect and await fleet.publish(digest, local.path(digest)):
             return await _from_store(request, fleet, digest, size)
+        fleet.publish_soon(digest, local.path(digest))  # e.g. a Wave API layer, new here
         return await serve_local(request, digest, size, OCTET_STREAM, local.path(digest))
     linked = await augmenter.is_linked(name, digest)
     if linked:

@@ -37,6 +37,7 @@ class Fleet:
         self.redirect = redirect
         self.problem: str | None = None  # why the blob store counts as down; None while up
         self._known: LRUCache[str, int] = LRUCache(KNOWN_BLOBS)
+        self._background: set[asyncio.Future[bool]] = set()
         metrics.BLOB_STORE_UP.set(1)
 
     @property
@@ -83,6 +84,14 @@ class Fleet:
             return False
         self._known[digest] = path.stat().st_size
         return True
+
+    def publish_soon(self, digest: str, path: Path) -> None:
+        """Publish in the background, unless the blob is known to be in the store already."""
+        if digest in self._known or not self.healthy:
+            return
+        task = asyncio.ensure_future(self.publish(digest, path))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def download(self, digest: str, target: Path) -> None:
         """Copy a stored blob to `target`, verified against its digest before it appears there.
