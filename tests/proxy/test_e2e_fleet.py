@@ -23,6 +23,7 @@ import requests
 
 from tests.api.helpers import skopeo
 from tests.support import wait_until
+from tests.support.dockerd import dockerd_running
 from tests.support.faults import FaultProxy
 from tests.support.images import ImageSpec, PushedImage, Pusher, tar_layer
 from tests.support.proxy import Proxy, proxy_running, upstream_args
@@ -159,7 +160,7 @@ def test_a_replica_serves_what_another_resolved_with_that_replica_and_the_upstre
     copy(second, f"fleet/gone@{digest}", tmp_path / "second")
 
 
-def test_blob_redirect_sends_skopeo_to_presigned_s3_urls(
+def test_blob_redirect_sends_skopeo_and_docker_to_presigned_s3_urls(
     tmp_path: Path,
     registry: Registry,
     redis_server: Redis,  # noqa: F811
@@ -178,6 +179,10 @@ def test_blob_redirect_sends_skopeo_to_presigned_s3_urls(
         assert answer.status_code == 307
         assert answer.headers["Location"].startswith(f"http://127.0.0.1:{made.faults.port}/")
         copy(proxy, "fleet/redirect:1", tmp_path / "warm")
+        with dockerd_running(insecure=[proxy.host]) as docker:
+            docker.cli("pull", f"{proxy.host}/fleet/redirect:1")
+        redirected = re.findall(rf'"GET /v2/fleet/redirect/blobs/{layer} [^"]*" 307 ', proxy.log())
+        assert len(redirected) >= 3  # ours, skopeo's warm copy and docker's pull
     assert upstream_blob_gets(registry, layer) == 1
 
 
