@@ -266,3 +266,33 @@ def test_with_redis_down_served_images_pull_by_digest_and_new_tags_get_a_clear_5
         answer = requests.get(f"{replica.url}/v2/fleet/new/manifests/1", timeout=30)
         assert answer.status_code == 503
         assert answer.json()["errors"][0]["code"] == "UNAVAILABLE"
+
+
+def test_blobs_cached_while_s3_was_down_are_redirected_to_once_it_returns(
+    tmp_path: Path,
+    registry: Registry,
+    redis_server: Redis,  # noqa: F811
+    s3: tuple,
+) -> None:
+    made = Fleet(tmp_path, registry, redis_server, s3, ["--blob-redirect"])
+    replica = made.replicas[0]
+    image = push_random_image(registry, "fleet/healed", [256])
+    layer = blob_digests(image)[1]
+    with proxy_running(replica.workdir, replica.args, env=replica.env) as proxy:
+        made.faults.down = True
+        wait_until(
+            lambda: "degraded" in requests.get(f"{proxy.url}/readyz", timeout=10).text,
+            timeout=30,
+            what="the replica to notice S3 is down",
+        )
+        copy(proxy, "fleet/healed:1", tmp_path / "while-down")  # relayed, kept in the local cache
+        made.faults.down = False
+        wait_until(
+            lambda: "degraded" not in requests.get(f"{proxy.url}/readyz", timeout=10).text,
+            timeout=30,
+            what="the replica to notice S3 is back",
+        )
+        url = f"{proxy.url}/v2/fleet/healed/blobs/{layer}"
+        assert requests.get(url, allow_redirects=False, timeout=30).status_code == 307
+    assert layer in made.stored()
+    assert upstream_blob_gets(registry, layer) == 1

@@ -147,14 +147,14 @@ async def relay_upstream(
 ) -> web.StreamResponse:
     """Stream a blob from upstream, filling the cache with a plain GET's body."""
     outcome = outcome or (lambda _committed: None)
-    client = request.app[AUGMENTER].registries.get(name.registry)
     raw_range = request.headers.get("Range")
     try:
-        spec = parse_range(raw_range)
-        forward = spec.header() if spec else None
-    except Unsatisfiable:
-        forward = raw_range  # upstream knows the size and answers 416 itself
-    try:
+        client = request.app[AUGMENTER].registries.get(name.registry)
+        try:
+            spec = parse_range(raw_range)
+            forward = spec.header() if spec else None
+        except Unsatisfiable:
+            forward = raw_range  # upstream knows the size and answers 416 itself
         upstream = await client.open_blob(request.method, name.repository, digest, forward)
     except BaseException:
         outcome(None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 from aiohttp import web
 
@@ -61,11 +62,20 @@ async def blob(request: web.Request, name: ImageName, digest: str) -> web.Stream
         if (document := await augmenter.store.get_document(digest)) is not None:
             body = document.body
             return await serve_local(request, digest, len(body), document.media_type, body)
+        hit = _cached(request, digest) if fleet.redirect else None
+        if hit is not None and await fleet.publish(digest, hit):  # filled while S3 was down
+            return await _from_store(request, fleet, digest, hit.stat().st_size)
     cache = request.app.get(BLOB_CACHE)
     if request.method == "GET" and cache is not None and fleet.healthy:
         return await _fill_once(request, fleet, name, digest)
     request[BLOB_SOURCE] = "upstream"
     return await relay_upstream(request, name, digest)
+
+
+def _cached(request: web.Request, digest: str) -> Path | None:
+    cache = request.app.get(BLOB_CACHE)
+    hit = cache.lookup(digest) if cache is not None else None
+    return hit[0] if hit is not None else None
 
 
 async def _from_store(
@@ -168,9 +178,8 @@ async def _fill(
             committed = await outcome
             if committed is not None:
                 await committed
-            cache = request.app[BLOB_CACHE]
-            if (hit := cache.lookup(digest)) is not None:
-                await fleet.publish(digest, hit[0])
+            if (cached := _cached(request, digest)) is not None:
+                await fleet.publish(digest, cached)
 
     publishing = asyncio.ensure_future(publish())
     request.app[BLOB_CACHE].track(publishing)

@@ -144,8 +144,10 @@ def _default_client() -> Any:
 
     config = Config(
         signature_version="s3v4",
-        connect_timeout=3,
-        read_timeout=30,
+        # Per socket operation, not per transfer: a store that stops answering is noticed in
+        # seconds (then the replica degrades to relaying) while large blobs still stream.
+        connect_timeout=2,
+        read_timeout=10,
         retries={"mode": "standard", "max_attempts": 2},
         max_pool_connections=64,
     )
