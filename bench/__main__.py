@@ -18,6 +18,7 @@ SUITES = {
     "proxy": "bench.proxy",
     "fusion": "bench.fusion",
     "startup": "bench.startup",
+    "fleet": "bench.fleet",
 }
 
 

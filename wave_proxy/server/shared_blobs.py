@@ -151,14 +151,13 @@ async def _fill_once(
 
 
 async def _wait_for_fill(fleet: Fleet, lease: str, digest: str, deadline: float) -> int | None:
-    """The blob's size once another replica stored it; None when its lease ended without it."""
+    """The blob's size once another replica stored it; None when its lease ended without it.
+    The filler lets go only once the object is whole, so the store is asked only then."""
     while time.monotonic() < deadline and fleet.healthy:
         await asyncio.sleep(WAIT_POLL)
-        if (stored := await fleet.size(digest)) is not None:
-            return stored
         try:
             if not await fleet.leases.held(lease):
-                return await fleet.size(digest)  # stored just before it let go?
+                return await fleet.size(digest)
         except LeaseUnavailable:
             return None
     return None

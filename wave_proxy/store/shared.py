@@ -18,7 +18,9 @@ also does the multipart upload for us.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -100,11 +102,17 @@ class S3BlobStore:
         return int(head["ContentLength"])
 
     async def put_file(self, digest: str, path: Path) -> None:
-        # upload_file: one PUT, or a multipart upload completed only after every part is in;
-        # either way S3 shows the object under its key only once it is whole.
-        await self._call(
-            "upload_file", Filename=str(path), Bucket=self.bucket, Key=self._key(digest)
-        )
+        # S3 shows a PUT or a completed multipart upload only once whole, but some compatible
+        # stores (s3rver) show an object while its upload streams in. So the upload goes to a
+        # key of its own, and a server-side copy puts it under its final key.
+        upload = f"{self.prefix}uploads/{uuid.uuid4().hex}"
+        try:
+            await self._call("upload_file", Filename=str(path), Bucket=self.bucket, Key=upload)
+            source = {"Bucket": self.bucket, "Key": upload}
+            await self._call("copy", CopySource=source, Bucket=self.bucket, Key=self._key(digest))
+        finally:
+            with contextlib.suppress(BlobStoreUnavailable, FileNotFoundError):
+                await self._call("delete_object", Bucket=self.bucket, Key=upload)
 
     async def read(self, digest: str, start: int, length: int) -> AsyncIterator[bytes]:
         if length <= 0:
