@@ -30,6 +30,7 @@ from wave_proxy.image.digest import parse_digest
 from wave_proxy.store.blobs import BlobStore
 
 READ_CHUNK = 1 << 20
+MAX_COPY_OBJECT = 5 << 30  # S3's limit for a single CopyObject
 PRESIGN_SECONDS = 300  # a redirect's URL lives this long: enough to start the download
 
 
@@ -109,7 +110,10 @@ class S3BlobStore:
         try:
             await self._call("upload_file", Filename=str(path), Bucket=self.bucket, Key=upload)
             source = {"Bucket": self.bucket, "Key": upload}
-            await self._call("copy", CopySource=source, Bucket=self.bucket, Key=self._key(digest))
+            # One CopyObject up to 5 GiB (every S3-compatible store has it); a multipart copy
+            # (UploadPartCopy, which s3rver lacks) only beyond.
+            method = "copy_object" if path.stat().st_size < MAX_COPY_OBJECT else "copy"
+            await self._call(method, CopySource=source, Bucket=self.bucket, Key=self._key(digest))
         finally:
             with contextlib.suppress(BlobStoreUnavailable, FileNotFoundError):
                 await self._call("delete_object", Bucket=self.bucket, Key=upload)
