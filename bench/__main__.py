@@ -22,6 +22,7 @@ SUITES = {
     "pipeline": "bench.pipeline",
     "security": "bench.security",
     "smallfiles": "bench.smallfiles",
+    "fleet": "bench.fleet",
 }
 
 

@@ -176,6 +176,20 @@ def parse_store(value: str) -> str:
     return value
 
 
+def parse_blob_store(value: str) -> str:
+    """ "" for none (the local blob cache only), else s3://BUCKET[/PREFIX] or file:///DIR."""
+    if value in ("", "none", "local"):
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme == "s3" and parts.netloc:
+        return value
+    if parts.scheme == "file" and parts.path.startswith("/") and not parts.netloc:
+        return value
+    raise ConfigError(
+        f"invalid blob store {value!r}: use s3://BUCKET[/PREFIX] or file:///DIR (a shared mount)"
+    )
+
+
 def parse_duration(value: Any) -> float:
     """Seconds, or a number with a unit: 90s, 30m, 36h, 2d."""
     text = str(value).strip().lower()
@@ -380,6 +394,23 @@ OPTIONS: tuple[Option, ...] = (
         group="Wave API",
     ),
     Option(
+        "blob_store",
+        "keep every served blob in this store shared by replicas: s3://BUCKET[/PREFIX] "
+        "(credentials and AWS_ENDPOINT_URL the standard AWS way) or file:///DIR; default: the "
+        "local blob cache only",
+        lambda value, _base: parse_blob_store(str(value)),
+        "URL",
+        group="fleet",
+    ),
+    Option(
+        "blob_redirect",
+        "answer blob GETs with a 307 to a short-lived presigned URL of the --blob-store, so blob "
+        "bytes do not pass through the proxy",
+        lambda value, _base: parse_bool(value),
+        default="false",
+        group="fleet",
+    ),
+    Option(
         "advertise_host",
         "host in the targetImage of API responses; default: the Host the client used",
         lambda value, _base: str(value).strip().rstrip("/"),
@@ -414,8 +445,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "fusion_layers",
         "directory with fusion-<version>-<arch>.tar.gz and .json from `wavectl layer build`; "
-        "default: DATA_DIR/fusion-layers, built at start (with --no-fusion: layers/out of a "
-        "source checkout, if present)",
+        "default: DATA_DIR/fusion-layers, built there at start (with --no-fusion: served by "
+        "the Wave API if present)",
         _path,
         "DIR",
         group="Wave API",
@@ -538,6 +569,8 @@ class Settings:
     # Bytes of upstream blobs kept; 0 = none.
     blob_cache_size: int = field(default_factory=OPTION["blob_cache_size"].default_value)
     store: str = field(default_factory=OPTION["store"].default_value)  # "" = SQLite, or redis://
+    blob_store: str = ""  # "" = local blob cache only, or s3://BUCKET[/PREFIX], file:///DIR
+    blob_redirect: bool = field(default_factory=OPTION["blob_redirect"].default_value)
     advertise_host: str = ""  # host[:port] in targetImage; "" = the Host of each API request
     token_ttl: float = field(default_factory=OPTION["token_ttl"].default_value)
     api_keys: tuple[str, ...] = field(default=(), repr=False)

@@ -23,9 +23,9 @@ from wave_proxy.layerbuild import ARCHES, LayerBuildError, LayerInputs, ensure_l
 
 log = logging.getLogger(__name__)
 
-# The launcher mounts /fusion, then runs what follows `--`: the image's Entrypoint and Cmd, or
-# the user's command, even one that begins with `-`.
-LAUNCHER_PREFIX = ("/usr/bin/fusion", "--")
+LAUNCHER = "/usr/bin/fusion"  # in the layer; mounts /fusion, then runs what follows `--`
+# The image's Entrypoint and Cmd, or the user's command, even one that begins with `-`.
+LAUNCHER_PREFIX = (LAUNCHER, "--")
 BUILD_CACHE = "fusion-build-cache"  # in the data dir: downloaded .debs a rebuild reuses
 
 
@@ -36,17 +36,24 @@ def fusion_layer_specs(settings: Settings) -> list[LayerSpec]:
     """
     if not settings.fusion:
         return []
-    directory = settings.fusion_layers or settings.data_dir / DEFAULT_FUSION_LAYERS
+    directory = fusion_directory(settings)
     started = time.monotonic()
     tarballs = provide_layers(directory, settings.data_dir / BUILD_CACHE)
     for arch, path in tarballs.items():
         log.info("Fusion layer for linux/%s: %s (%d bytes)", arch, path, path.stat().st_size)
     log.info(
-        "Fusion on: /usr/bin/fusion wraps every image's Entrypoint (layers ready in %.1fs; "
+        "Fusion on: %s wraps every image's Entrypoint (layers ready in %.1fs; "
         "--no-fusion turns this off)",
+        LAUNCHER,
         time.monotonic() - started,
     )
     return [LayerSpec(path, Platform.of("linux", arch)) for arch, path in tarballs.items()]
+
+
+def fusion_directory(settings: Settings) -> Path:
+    """Where the Fusion layers are (built): --fusion-layers, else DATA_DIR/fusion-layers. The
+    augmenter appends the current ones and the Wave API serves every version found there."""
+    return settings.fusion_layers or settings.data_dir / DEFAULT_FUSION_LAYERS
 
 
 @contextlib.contextmanager

@@ -61,3 +61,15 @@ STORE_ERRORS = Counter(
 )
 PURGED = Counter(PREFIX + "store_purged_entries", "Expired entries removed by the sweep.")
 READY = Gauge(PREFIX + "ready", "1 while /readyz answers 200.")
+BLOB_STORE_UP = Gauge(
+    PREFIX + "blob_store_up",
+    "1 while the shared blob store (--blob-store) answers, 0 while degraded (blobs are relayed "
+    "from upstream uncached until it recovers).",
+)
+FLEET_FILLS = Counter(
+    PREFIX + "fleet_fills",
+    "Cold upstream blobs asked for under --blob-store, by what this replica did: filled (held "
+    "the lease and fetched it), waited (another replica filled it), took_over (the filler's "
+    "lease expired), unleased (no lease service: fetched without one).",
+    ["role"],
+)

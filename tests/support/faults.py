@@ -237,6 +237,9 @@ class FaultProxy:
                 for chunk in reader.body(head, request_method=None):
                     upstream.sendall(chunk)
                 response = up_reader.head()
+                while response is not None and response[9:10] == b"1":  # HTTP/1.1 1xx
+                    client.sendall(response)  # interim (100 Continue): the final answer follows
+                    response = up_reader.head()
                 if response is None:
                     return
                 client.sendall(response)

@@ -49,9 +49,15 @@ class Proxy:
     """
 
     def __init__(
-        self, workdir: Path, args: Sequence[str], data_dir: Path | None = None, fusion: bool = False
+        self,
+        workdir: Path,
+        args: Sequence[str],
+        data_dir: Path | None = None,
+        fusion: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
+        self.env = dict(env or {})
         self.args = list(args) if fusion else [*args, "--no-fusion"]
         # With Fusion, a start may rebuild the layers (when fusion_client changed meanwhile).
         self.start_timeout = 180.0 if fusion else 30.0
@@ -73,7 +79,8 @@ class Proxy:
     def start(self) -> None:
         argv = [str(WAVECTL), "serve", "--listen", self.host, "--data-dir", str(self.data_dir)]
         self.starts += 1
-        self.service = Service(f"wavectl-{self.port}-{self.starts}", argv + self.args, self.workdir)
+        name = f"wavectl-{self.port}-{self.starts}"
+        self.service = Service(name, argv + self.args, self.workdir, self.env)
         try:
             self.service.wait_port(self.port, timeout=self.start_timeout)
             wait_until(
@@ -103,9 +110,13 @@ class Proxy:
 
 @contextlib.contextmanager
 def proxy_running(
-    workdir: Path, args: Sequence[str], data_dir: Path | None = None, fusion: bool = False
+    workdir: Path,
+    args: Sequence[str],
+    data_dir: Path | None = None,
+    fusion: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Proxy]:
-    proxy = Proxy(workdir, args, data_dir, fusion)
+    proxy = Proxy(workdir, args, data_dir, fusion, env)
     proxy.start()
     try:
         yield proxy

@@ -17,8 +17,8 @@ Decisions worth knowing:
 - Replicas share tokens, requests and produced manifests/configs in the metadata store (Redis).
   Appended layers: `data:` ones (at most ~10 MiB each) live in the store too, for as long as a
   token may use them; http(s) ones are recorded by URL and digests, and a replica that lacks one
-  fetches and verifies it on first use; Fusion layers come from each replica's own
-  --fusion-layers build (builds are byte-identical).
+  fetches and verifies it on first use; Fusion layers are built once per fleet when replicas
+  share a --blob-store (wave_proxy/fusion_fleet), else by each replica into --fusion-layers.
 - `/v2/wt/<token>/...` belongs to tokens, so a Docker Hub namespace named `wt` cannot be
   mirrored by its bare name (as with the incumbent).
 - API keys (--api-key) guard the endpoints that create or delete tokens or read registries;

@@ -9,15 +9,16 @@ incumbent's Fusion package in requests; every version found is served under /fus
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wave_proxy.fusion_default import LAUNCHER
 from wave_proxy.image.layer import LayerDescriptor, Platform
 from wave_proxy.store.blobs import BlobStore
 from wave_proxy.store.layers import LayerFileError, ingest_layer
 
-LAUNCHER = "/usr/bin/fusion"
 _TARBALL = re.compile(r"^fusion-(?P<version>.+)-(?P<arch>amd64|arm64)\.tar\.gz$")
 
 
@@ -51,8 +52,16 @@ class FusionLayers:
         self.current = versions[-1] if versions else None
 
     @classmethod
-    def load(cls, directory: Path, blobs: BlobStore, required: bool = True) -> FusionLayers:
-        """Layers found in `directory`; a missing directory is an error only when `required`."""
+    def load(
+        cls,
+        directory: Path,
+        blobs: BlobStore,
+        required: bool = True,
+        ingested: Mapping[Path, LayerDescriptor] | None = None,
+    ) -> FusionLayers:
+        """Layers found in `directory`; a missing directory is an error only when `required`.
+        Tarballs in `ingested` (appended by the proxy too) are not read again."""
+        ingested = ingested or {}
         if not directory.is_dir():
             if required:
                 raise LayerFileError(f"Fusion layer directory {directory} does not exist")
@@ -62,7 +71,7 @@ class FusionLayers:
             match = _TARBALL.match(path.name)
             if match:
                 platform = Platform("linux", match["arch"])
-                descriptor = ingest_layer(blobs, path, platform)
+                descriptor = ingested.get(path) or ingest_layer(blobs, path, platform)
                 blob = blobs.path(descriptor.digest)
                 layers.append(FusionLayer(match["version"], match["arch"], blob, descriptor))
         return cls(layers)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -17,11 +16,8 @@ from wave_proxy.api.service import ApiOptions, WaveService
 from wave_proxy.api.tokens import EXPIRED_GRACE, TokenStore
 from wave_proxy.augment import Augmenter
 from wave_proxy.config import Settings
-from wave_proxy.layerbuild.builder import REPO
 from wave_proxy.remote_layers import RemoteLayerFetcher
 from wave_proxy.store.blobs import BlobStore
-
-DEFAULT_FUSION_LAYERS = REPO / "layers" / "out"  # `wavectl layer build` output in a checkout
 
 log = logging.getLogger("wave_proxy.api")
 
@@ -42,12 +38,15 @@ def add_routes(router: web.UrlDispatcher) -> None:
 
 @contextlib.asynccontextmanager
 async def wave_api(
-    app: web.Application, settings: Settings, proxy: Augmenter, blobs: BlobStore
+    app: web.Application,
+    settings: Settings,
+    proxy: Augmenter,
+    blobs: BlobStore,
+    fusion: FusionLayers,
+    fusion_dir: Path,
 ) -> AsyncIterator[None]:
-    """The API's state on `app` while the proxy runs, built on the proxy's own stores."""
-    fusion_dir = settings.fusion_layers or DEFAULT_FUSION_LAYERS
-    required = settings.fusion_layers is not None
-    fusion = await asyncio.to_thread(FusionLayers.load, fusion_dir, blobs, required)
+    """The API's state on `app` while the proxy runs, built on the proxy's own stores and
+    Fusion layers (loaded once by the app, from `fusion_dir`)."""
     fetcher = RemoteLayerFetcher(settings.allow_private_layer_hosts)
     retention = settings.token_ttl + EXPIRED_GRACE
     resolver = LayerResolver(proxy.store, blobs, fusion, fetcher, retention)

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from wave_proxy.api import routes as api_routes
+from wave_proxy.api.fusion import FusionLayers
 from wave_proxy.app.access import allow_cidr_middleware, check_exposure
 from wave_proxy.app.clientauth import (
     CLIENT_AUTH,
@@ -28,17 +31,21 @@ from wave_proxy.app.observe import ObservedStore, metrics_endpoint, upstream_tra
 from wave_proxy.app.token_registry import token_registry
 from wave_proxy.augment import IMMUTABLE_KEYS, Augmenter
 from wave_proxy.config import Settings
-from wave_proxy.fusion_default import LAUNCHER_PREFIX, fusion_layer_specs
+from wave_proxy.fusion_default import LAUNCHER_PREFIX, fusion_directory, fusion_layer_specs
+from wave_proxy.fusion_fleet import provide_once_per_fleet
 from wave_proxy.image.layer import LayerDescriptor
 from wave_proxy.image.mutate import ConfigChanges
 from wave_proxy.server import handlers
-from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE, BLOBS, CACHE_VERIFIER
+from wave_proxy.server.keys import AUGMENTER, BLOB_CACHE, BLOBS, CACHE_VERIFIER, FLEET
 from wave_proxy.store.blobcache import BlobCache
 from wave_proxy.store.blobs import BlobStore
 from wave_proxy.store.cacheverify import CacheVerifier
+from wave_proxy.store.fleet import Fleet
 from wave_proxy.store.layers import ingest_layer
+from wave_proxy.store.leases import Leases, LocalLeases
 from wave_proxy.store.memo import MemoizedStore
 from wave_proxy.store.metadata import MetadataStore
+from wave_proxy.store.shared import open_blob_store
 from wave_proxy.store.sqlite import SqliteMetadataStore
 from wave_proxy.upstream.auth import Credentials, load_docker_config
 from wave_proxy.upstream.client import RetryPolicy
@@ -104,8 +111,21 @@ async def _lifecycle(
     credentials = resolve_credentials(settings)
     check_exposure(settings, credentials)
     store = MemoizedStore(ObservedStore(await open_metadata_store(settings)), IMMUTABLE_KEYS)
+    leases = open_leases(settings)
+    fleet = None
+    if settings.blob_store:
+        shared = open_blob_store(settings.blob_store)
+        fleet = app[FLEET] = Fleet(shared, leases, settings.blob_redirect)
     # After the quick checks: providing the Fusion layers may take a build on first start.
-    layers = await asyncio.to_thread(_ingest_layers, settings, blobs)
+    fusion_dir = fusion_directory(settings)
+    ingested: dict[Path, LayerDescriptor] = {}
+    ingest = functools.partial(_ingest_layers, settings, blobs, ingested)
+    if fleet is not None and settings.fusion:
+        layers = await provide_once_per_fleet(fleet, store, fusion_dir, ingest)
+    else:
+        layers = await asyncio.to_thread(ingest)
+    required = settings.fusion_layers is not None
+    fusion = await asyncio.to_thread(FusionLayers.load, fusion_dir, blobs, required, ingested)
     session = aiohttp.ClientSession(
         auto_decompress=False,
         connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60),
@@ -130,9 +150,10 @@ async def _lifecycle(
         )
     try:
         async with (
-            api_routes.wave_api(app, settings, app[AUGMENTER], blobs),
+            api_routes.wave_api(app, settings, app[AUGMENTER], blobs, fusion, fusion_dir),
             sweeping(app),
             _verifying(app),
+            _fleet(app, settings),
         ):
             yield
     finally:
@@ -142,6 +163,33 @@ async def _lifecycle(
                 await asyncio.wait_for(app[BLOB_CACHE].settled(), SHUTDOWN_GRACE)
         await session.close()
         await store.close()
+        await leases.close()
+
+
+def open_leases(settings: Settings) -> Leases:
+    """Redis leases when replicas share a Redis store, else leases within this process."""
+    if settings.store:
+        from wave_proxy.store.redis import RedisLeases  # only replicas need redis-py
+
+        return RedisLeases(settings.store)
+    return LocalLeases()
+
+
+@contextlib.asynccontextmanager
+async def _fleet(app: web.Application, settings: Settings) -> AsyncIterator[None]:
+    """With --blob-store: the store's health probe, and the appended layers put into it."""
+    fleet = app.get(FLEET)
+    if fleet is None:
+        if settings.blob_redirect:
+            log.warning("--blob-redirect does nothing without --blob-store: blobs are streamed")
+        yield
+        return
+    redirected = " (clients redirected to it)" if fleet.redirect else ""
+    log.info("blob store %s%s", fleet.store.description, redirected)
+    async with fleet.probing():
+        for layer in app[AUGMENTER].layers:
+            await fleet.publish(layer.digest, app[BLOBS].path(layer.digest))
+        yield
 
 
 @contextlib.asynccontextmanager
@@ -163,9 +211,15 @@ async def open_metadata_store(settings: Settings) -> MetadataStore:
     return await SqliteMetadataStore.open(settings.data_dir / "metadata.sqlite3")
 
 
-def _ingest_layers(settings: Settings, blobs: BlobStore) -> list[LayerDescriptor]:
+def _ingest_layers(
+    settings: Settings, blobs: BlobStore, ingested: dict[Path, LayerDescriptor]
+) -> list[LayerDescriptor]:
+    """The appended layers, described and copied into the blob store once (`ingested` records
+    them by path, so the Wave API's Fusion layers are not read again)."""
     specs = [*settings.layers, *fusion_layer_specs(settings)]
-    return [ingest_layer(blobs, spec.path, spec.platform) for spec in specs]
+    for spec in specs:
+        ingested[spec.path] = ingest_layer(blobs, spec.path, spec.platform)
+    return [ingested[spec.path] for spec in specs]
 
 
 def resolve_credentials(settings: Settings) -> Mapping[str, Credentials | CredentialSource]:

@@ -1,7 +1,9 @@
 """`/healthz` (the process answers) and `/readyz` (it should get traffic): for load balancers
 and Kubernetes probes, without credentials. Readiness fails, with the reasons in the body, while
 draining at shutdown, when the metadata store does not answer, when the data dir is full, or
-when an appended layer (the Fusion layers) is missing from the blob store."""
+when an appended layer (the Fusion layers) is missing from the blob store. A replica whose
+shared blob store (--blob-store) fails stays ready, since it relays blobs from upstream, but
+says it is degraded."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from wave_proxy import metrics
-from wave_proxy.server.keys import AUGMENTER, BLOBS
+from wave_proxy.server.keys import AUGMENTER, BLOBS, FLEET
 from wave_proxy.store.metadata import MetadataStoreError
 
 MIN_FREE_BYTES = 64 << 20  # below this the data dir counts as full: fills and stores would fail
@@ -44,6 +46,9 @@ async def readyz(request: web.Request) -> web.Response:
     metrics.READY.set(0 if problems else 1)
     if problems:
         return web.Response(status=503, text="not ready: " + "; ".join(problems) + "\n")
+    fleet = proxy_app(request).get(FLEET)
+    if fleet is not None and not fleet.healthy:
+        return web.Response(text=f"ready, degraded: blob store unreachable: {fleet.problem}\n")
     return web.Response(text="ready\n")
 
 

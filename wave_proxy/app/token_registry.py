@@ -12,8 +12,8 @@ from wave_proxy.api.handlers import SERVICE
 from wave_proxy.api.request import RequestError
 from wave_proxy.api.service import TokenProblem
 from wave_proxy.failures import RegistryError
-from wave_proxy.server.blobs import blob
 from wave_proxy.server.handlers import manifest
+from wave_proxy.server.shared_blobs import blob
 
 _REGISTRY_PATH = re.compile(
     r"^(?P<name>.+)/(?:(?P<kind>manifests|blobs)/(?P<reference>[^/]+)|(?P<tags>tags/list))$"

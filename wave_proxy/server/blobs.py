@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -33,34 +34,44 @@ async def blob(request: web.Request, name: ImageName, digest: str) -> web.Stream
     cache = request.app.get(BLOB_CACHE)
     request[BLOB_SOURCE] = "local"
     if (size := blobs.size(digest)) is not None:
-        return await _serve_local(request, digest, size, OCTET_STREAM, blobs.path(digest))
+        return await serve_local(request, digest, size, OCTET_STREAM, blobs.path(digest))
     augmenter = request.app[AUGMENTER]
     if await augmenter.is_linked(name, digest):
         if (document := await augmenter.store.get_document(digest)) is not None:
             body = document.body
-            return await _serve_local(request, digest, len(body), document.media_type, body)
-        request[BLOB_SOURCE] = "cache"
-        if cache is not None and (hit := cache.lookup(digest)) is not None:
-            metrics.BLOB_CACHE_REQUESTS.labels("hit").inc()
-            path, size = hit
-            response = await _serve_local(request, digest, size, OCTET_STREAM, path)
-            if request.method == "GET":  # damage served is found and dropped before a retry
-                request.app[CACHE_VERIFIER].recheck_soon(digest)
-            return response
-        if cache is not None and (fill := cache.filling(digest)) is not None:
-            metrics.BLOB_CACHE_REQUESTS.labels("hit").inc()
-            return await _serve_local(request, digest, fill.size, OCTET_STREAM, fill)
+            return await serve_local(request, digest, len(body), document.media_type, body)
+        if (hit := await from_cache(request, digest)) is not None:
+            return hit
     request[BLOB_SOURCE] = "upstream"
     if cache is not None:
         metrics.BLOB_CACHE_REQUESTS.labels("miss").inc()
-    return await _relay_upstream(request, name, digest)
+    return await relay_upstream(request, name, digest)
 
 
-def _blob_headers(digest: str) -> dict[str, str]:
+async def from_cache(request: web.Request, digest: str) -> web.StreamResponse | None:
+    """Served from the blob cache or a fill in progress; None when the cache lacks it."""
+    cache = request.app.get(BLOB_CACHE)
+    if cache is None:
+        return None
+    request[BLOB_SOURCE] = "cache"
+    if (hit := cache.lookup(digest)) is not None:
+        metrics.BLOB_CACHE_REQUESTS.labels("hit").inc()
+        path, size = hit
+        response = await serve_local(request, digest, size, OCTET_STREAM, path)
+        if request.method == "GET":  # damage served is found and dropped before a retry
+            request.app[CACHE_VERIFIER].recheck_soon(digest)
+        return response
+    if (fill := cache.filling(digest)) is not None:
+        metrics.BLOB_CACHE_REQUESTS.labels("hit").inc()
+        return await serve_local(request, digest, fill.size, OCTET_STREAM, fill)
+    return None
+
+
+def blob_headers(digest: str) -> dict[str, str]:
     return {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Accept-Ranges": "bytes"}
 
 
-async def _serve_local(
+async def serve_local(
     request: web.Request,
     digest: str,
     size: int,
@@ -69,7 +80,7 @@ async def _serve_local(
 ) -> web.StreamResponse:
     """Serve bytes, a file we hold (with sendfile) or a cache fill in progress, honouring
     Range."""
-    headers = _blob_headers(digest)
+    headers = blob_headers(digest)
     try:
         spec = parse_range(request.headers.get("Range"))
         byte_range = spec.resolve(size) if spec else None
@@ -129,27 +140,41 @@ def _unsatisfiable(headers: dict[str, str], content_range: str) -> web.Response:
     return web.Response(status=416, headers={**headers, "Content-Range": content_range})
 
 
-async def _relay_upstream(request: web.Request, name: ImageName, digest: str) -> web.StreamResponse:
-    client = request.app[AUGMENTER].registries.get(name.registry)
+# Told once how a relay ended: the cache commit of a whole fill (True when verified and kept),
+# or None when nothing was filled. The fleet publishes what was kept to the shared blob store.
+FillOutcome = Callable[["asyncio.Future[bool] | None"], None]
+
+
+async def relay_upstream(
+    request: web.Request, name: ImageName, digest: str, outcome: FillOutcome | None = None
+) -> web.StreamResponse:
+    """Stream a blob from upstream, filling the cache with a plain GET's body."""
+    outcome = outcome or (lambda _committed: None)
     raw_range = request.headers.get("Range")
     try:
-        spec = parse_range(raw_range)
-        forward = spec.header() if spec else None
-    except Unsatisfiable:
-        forward = raw_range  # upstream knows the size and answers 416 itself
-    upstream = await client.open_blob(request.method, name.repository, digest, forward)
+        client = request.app[AUGMENTER].registries.get(name.registry)
+        try:
+            spec = parse_range(raw_range)
+            forward = spec.header() if spec else None
+        except Unsatisfiable:
+            forward = raw_range  # upstream knows the size and answers 416 itself
+        upstream = await client.open_blob(request.method, name.repository, digest, forward)
+    except BaseException:
+        outcome(None)
+        raise
     if upstream.redirect is not None:
         # Where upstream keeps the blob (a CDN): the client fetches it without our credentials.
         redirect = web.Response(
             status=307, headers={"Location": upstream.redirect, "Docker-Content-Digest": digest}
         )
         redirect.force_close()
+        outcome(None)
         return redirect
     source = upstream.response
     assert source is not None
     filling = False
     try:
-        headers = _blob_headers(digest)
+        headers = blob_headers(digest)
         if source.status == 416:
             return _unsatisfiable(headers, source.headers.get("Content-Range", "bytes */*"))
         await request.app[AUGMENTER].link_blob(name, digest)
@@ -172,7 +197,9 @@ async def _relay_upstream(request: web.Request, name: ImageName, digest: str) ->
             return response
         # The fill owns the upstream response from here, and runs on even if this request is
         # cancelled (its client gone): followers and the next pull need the whole blob.
-        fill = asyncio.ensure_future(_stream_and_fill(upstream, response, cache, writer, digest))
+        fill = asyncio.ensure_future(
+            _stream_and_fill(upstream, response, cache, writer, digest, outcome)
+        )
         filling = True
         cache.track(fill)
         await asyncio.shield(fill)
@@ -180,6 +207,7 @@ async def _relay_upstream(request: web.Request, name: ImageName, digest: str) ->
     finally:
         if not filling:
             upstream.release()
+            outcome(None)
 
 
 async def _stream_and_fill(
@@ -188,16 +216,19 @@ async def _stream_and_fill(
     cache: BlobCache,
     writer: CacheWriter,
     digest: str,
+    outcome: FillOutcome,
 ) -> None:
     """Stream to the client while filling the cache; publish the blob only if it is whole."""
     assert upstream.response is not None
     try:
         if await _stream(upstream.response, response, writer, digest):
-            cache.commit_soon(writer)
+            outcome(cache.commit_soon(writer))
             return
         writer.abort()
+        outcome(None)
     except BaseException:
         writer.abort()
+        outcome(None)
         raise
     finally:
         upstream.release()

@@ -11,8 +11,8 @@ from wave_proxy.augment import Augmenter
 from wave_proxy.failures import RegistryError
 from wave_proxy.image import mediatypes as mt
 from wave_proxy.image.reference import ImageName, route_name
-from wave_proxy.server.blobs import blob
 from wave_proxy.server.keys import AUGMENTER
+from wave_proxy.server.shared_blobs import blob
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 AUGMENTED_HEADER = "X-Wave-Proxy-Augmented"

@@ -99,10 +99,12 @@ class BlobCache:
             writer = self._filling[digest] = CacheWriter(self, digest, size, fd, Path(name))
         return writer
 
-    def commit_soon(self, writer: CacheWriter) -> None:
+    def commit_soon(self, writer: CacheWriter) -> asyncio.Future[bool]:
         """Verify and publish in a worker thread, without holding up the client's connection."""
         writer.finish()
-        self.track(asyncio.get_running_loop().run_in_executor(None, writer.commit))
+        committed = asyncio.get_running_loop().run_in_executor(None, writer.commit)
+        self.track(committed)
+        return committed
 
     def track(self, work: asyncio.Future[Any]) -> None:
         """Keep background work (fills whose client left, commits) alive until it is done."""

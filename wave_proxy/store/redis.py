@@ -7,16 +7,32 @@ every replica at the same moment. Keys are prefixed so one Redis database can ho
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from wave_proxy.store.leases import LeaseUnavailable
 from wave_proxy.store.metadata import StoredDocument, StoreUnavailable
 
 PREFIX = "wave-proxy:"
 _SEPARATOR = b"\n"  # media types never contain a newline
+
+# Renew and release only a lease this holder still has (its token), atomically.
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
 
 
 class RedisMetadataStore:
@@ -76,6 +92,41 @@ class RedisMetadataStore:
             return await command
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis store {_safe(self._url)} failed: {exc}") from None
+
+
+class RedisLeases:
+    """Leases (wave_proxy/store/leases.py) as Redis keys: SET NX PX, renewed by their holder."""
+
+    def __init__(self, url: str) -> None:
+        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._renew = self._client.register_script(_RENEW)
+        self._release = self._client.register_script(_RELEASE)
+
+    async def _call(self, command: Awaitable[Any]) -> Any:
+        try:
+            return await command
+        except (RedisError, OSError) as exc:
+            raise LeaseUnavailable(f"Redis leases failed: {exc}") from None
+
+    async def acquire(self, name: str, seconds: float) -> str | None:
+        token = secrets.token_hex(16)
+        done = await self._call(
+            self._client.set(f"{PREFIX}lease:{name}", token, nx=True, px=int(seconds * 1000))
+        )
+        return token if done else None
+
+    async def renew(self, name: str, token: str, seconds: float) -> bool:
+        args = [token, int(seconds * 1000)]
+        return bool(await self._call(self._renew(keys=[f"{PREFIX}lease:{name}"], args=args)))
+
+    async def release(self, name: str, token: str) -> None:
+        await self._call(self._release(keys=[f"{PREFIX}lease:{name}"], args=[token]))
+
+    async def held(self, name: str) -> bool:
+        return bool(await self._call(self._client.exists(f"{PREFIX}lease:{name}")))
+
+    async def close(self) -> None:
+        await self._client.aclose()
 
 
 def _safe(url: str) -> str:

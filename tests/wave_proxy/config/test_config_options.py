@@ -31,6 +31,8 @@ EXAMPLES: dict[str, tuple[Any, Any]] = {
     "data_dir": ("/srv/wave", Path("/srv/wave")),
     "blob_cache_size": ("1GiB", 1 << 30),
     "store": ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+    "blob_store": ("s3://wave-blobs/fleet-a", "s3://wave-blobs/fleet-a"),
+    "blob_redirect": (True, True),
     "advertise_host": ("wave.internal:9090", "wave.internal:9090"),
     "token_ttl": ("2h", 7200.0),
     "api_key": ("k-123", ("k-123",)),
