@@ -57,10 +57,9 @@ async def from_cache(request: web.Request, digest: str) -> web.StreamResponse | 
     if (hit := cache.lookup(digest)) is not None:
         metrics.BLOB_CACHE_REQUESTS.labels("hit").inc()
         path, size = hit
-        response = await serve_local(request, digest, size, OCTET_STREAM, path)
         if request.method == "GET":  # damage served is found and dropped before a retry
-            request.app[CACHE_VERIFIER].recheck_soon(digest)
-        return response
+            request.app[CACHE_VERIFIER].recheck_soon(digest)  # tracked before a byte is sent
+        return await serve_local(request, digest, size, OCTET_STREAM, path)
     if (fill := cache.filling(digest)) is not None:
         metrics.BLOB_CACHE_REQUESTS.labels("hit").inc()
         return await serve_local(request, digest, fill.size, OCTET_STREAM, fill)
