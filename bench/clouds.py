@@ -23,17 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.fusion import random_offsets, read_at, read_sequentially, write_file
-from bench.mounts import Fusion, MiB, Workspace, timed_on_fresh_mount
+from bench.mounts import Fusion, MiB, ObjectServer, Workspace, timed_on_fresh_mount
 from bench.report import Comparison
 from bench.sdk import NAMES, timed_sdk_job
 from tests.support import wait_until
-from tests.support.cloudservers import AzureServer, GcsServer, start_azurite, start_fake_gcs
-from tests.support.s3servers import S3Server, start_s3rver
+from tests.support.cloudservers import start_azurite, start_fake_gcs
+from tests.support.s3servers import start_s3rver
 
 STORES = ("s3", "gs", "az")
 WORKLOADS = ("seq", "random", "write")
-
-Server = S3Server | GcsServer | AzureServer
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class Store:
     """How the bench starts, reaches and inspects one emulator."""
 
     scheme: str
-    start: Callable[[Path], Server]  # with its data in workdir / data_dir
+    start: Callable[[Path], ObjectServer]  # with its data in workdir / data_dir
     data_dir: str
     objects_dir: Callable[[str], str]  # where in data_dir a bucket's objects are (to warm them)
     sdk_endpoint: Callable[[Any], dict[str, str]]  # the SDK job's endpoint (and credentials)
@@ -126,9 +124,12 @@ def measure(space: Workspace, store: Store, repeat: int, size: int) -> dict[str,
     warm = (store.objects_dir(bucket),)
     samples: dict[str, dict[str, list[float]]] = {w: {"fusion": [], sdk: []} for w in WORKLOADS}
 
-    def sdk_job(workload: str, **job: object) -> float:
+    def sdk_job(workload: str, local: tuple[str, ...] = (), **job: object) -> float:
+        """`local`: files in the workdir to have in the page cache too (a task's fresh output)."""
         endpoint = store.sdk_endpoint(server)
-        return timed_sdk_job(space, store.scheme, workload, warm, bucket=bucket, **endpoint, **job)
+        return timed_sdk_job(
+            space, store.scheme, workload, warm + local, bucket=bucket, **endpoint, **job
+        )
 
     def durable(key: str) -> None:
         wait_until(lambda: store.stored_size(server, bucket, key) == size, 600, f"{key} stored")
@@ -144,7 +145,9 @@ def measure(space: Workspace, store: Store, repeat: int, size: int) -> dict[str,
         staged.unlink()
         key = f"written-{sdk}-{run_number}.bin"
         samples["write"][sdk].append(
-            sdk_job("write", op="upload", path=str(upload_source), object=key)
+            sdk_job(
+                "write", (upload_source.name,), op="upload", path=str(upload_source), object=key
+            )
         )
         store.delete(server, bucket, key)
         key = f"written-fusion-{run_number}.bin"

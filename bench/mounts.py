@@ -29,6 +29,7 @@ from tests.support.s3servers import S3Server, start_s3rver
 
 MiB = 2**20
 PEERS = ("s3fs", "rclone")
+ObjectServer = S3Server | GcsServer | AzureServer  # an emulator Fusion mounts
 
 
 # -- memory sampling ---------------------------------------------------------------------------
@@ -106,7 +107,7 @@ class Workspace:
     """One store and a scratch directory (the store's data in `workdir/data_dir`), with the CPU
     time and memory of every client measured there."""
 
-    server: S3Server | GcsServer | AzureServer
+    server: ObjectServer
     workdir: Path
     data_dir: str = "s3rver"
     memory: PeakMemory = field(default_factory=PeakMemory)
