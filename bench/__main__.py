@@ -23,6 +23,7 @@ SUITES = {
     "security": "bench.security",
     "smallfiles": "bench.smallfiles",
     "fleet": "bench.fleet",
+    "clouds": "bench.clouds",
 }
 
 
@@ -38,6 +39,13 @@ def main() -> int:
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--size-mib", type=int, default=1024, help="fusion, fio: large-file size")
+    parser.add_argument(
+        "--cloud-size-mib",
+        type=int,
+        default=256,
+        help="clouds: large-file size (fake-gcs-server's resumable uploads slow down on big files)",
+    )
+    parser.add_argument("--store", choices=("s3", "gs", "az", "all"), default="all", help="clouds")
     args = parser.parse_args()
     unknown = set(args.suites) - set(SUITES)
     if unknown:
@@ -46,6 +54,9 @@ def main() -> int:
     for name in args.suites or SUITES:
         print(f"bench: running {name} (repeat={args.repeat}) ...", flush=True)
         options = {"size_mib": args.size_mib} if name in ("fusion", "fio") else {}
+        if name == "clouds":
+            stores = ("s3", "gs", "az") if args.store == "all" else (args.store,)
+            options = {"size_mib": args.cloud_size_mib, "stores": stores}
         comparisons += importlib.import_module(SUITES[name]).run(args.repeat, **options)
     print(f"\n{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {machine()}\n")
     print(table(comparisons))

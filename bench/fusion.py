@@ -16,12 +16,10 @@ served warm. Every client is a separate process, so none of them shares our GIL.
 from __future__ import annotations
 
 import io
-import json
 import os
 import random
 import statistics
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from bench.mounts import (
     wait_durable,
 )
 from bench.report import Comparison
+from bench.sdk import timed_sdk_job
 
 BUCKET = "bench"
 LIST_BUCKET = "bench-listing"  # apart: s3rver's HeadBucket slows down with the bucket's size
@@ -46,33 +45,6 @@ LS_TARGET_SECONDS = 2.0
 CLIENTS = ("fusion", "boto3", *PEERS)  # column order of the tables
 # s3rver files to read back before a measurement (see Workspace.cold_start)
 SEQ, RANDOM, LISTED = ("bench/seq.bin",), ("bench/random.bin",), (f"{LIST_BUCKET}/many",)
-
-# boto3 runs in its own process too, timing only the transfer (not its imports), so its memory
-# can be sampled like the mounts' and the bench process's GIL stays out of the numbers.
-_BOTO3 = """
-import json, os, sys, time
-import boto3
-from botocore.config import Config
-job = json.loads(sys.argv[1])
-s3 = boto3.client("s3", endpoint_url=job["endpoint"], aws_access_key_id=job["key"],
-                  aws_secret_access_key=job["secret"], region_name="us-east-1",
-                  config=Config(s3={"addressing_style": "path"}))
-start, cpu = time.perf_counter(), time.process_time()
-if job["op"] == "download":
-    s3.download_file(job["bucket"], job["object"], job["path"])
-    fd = os.open(job["path"], os.O_RDONLY)
-    for offset in job.get("reads", []):
-        assert len(os.pread(fd, 1 << 20, offset)) == 1 << 20
-    os.close(fd)
-elif job["op"] == "upload":
-    s3.upload_file(job["path"], job["bucket"], job["object"])
-else:
-    for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=job["bucket"], Prefix=job["prefix"]):
-        pass
-print(time.perf_counter() - start, time.process_time() - cpu)
-"""
-
 
 # -- the clients -------------------------------------------------------------------------------
 
@@ -90,24 +62,9 @@ class Bench(Workspace):
         self, workload: str, warm: tuple[str, ...], bucket: str = BUCKET, **job: object
     ) -> float:
         """Run one boto3 job in its own process; the seconds its transfer took."""
-        job |= {
-            "endpoint": self.server.endpoint,
-            "key": self.server.access_key,
-            "secret": self.server.secret_key,
-            "bucket": bucket,
-        }
-        self.cold_start(warm)
-        process = subprocess.Popen(
-            [sys.executable, "-c", _BOTO3, json.dumps(job)], stdout=subprocess.PIPE, text=True
-        )
-        with self.memory.watching("boto3", workload, process.pid):
-            output, _ = process.communicate()
-        if process.returncode:
-            raise RuntimeError(f"boto3 {job['op']} failed with status {process.returncode}")
-        seconds, cpu = map(float, output.split())
-        self.cpu.setdefault(("boto3", workload), []).append(cpu)
-        print(f"  {workload:6} boto3   {seconds:7.2f} s, cpu {cpu:6.2f} s", flush=True)
-        return seconds
+        server = self.server
+        job |= {"endpoint": server.endpoint, "key": server.access_key, "secret": server.secret_key}
+        return timed_sdk_job(self, "s3", workload, warm, bucket=bucket, **job)
 
 
 # -- the workloads -----------------------------------------------------------------------------
@@ -118,6 +75,12 @@ def read_sequentially(path: Path) -> None:
     with path.open("rb", buffering=0) as file:
         while file.readinto(buffer):
             pass
+
+
+def random_offsets(size: int) -> list[int]:
+    """Where the random 1 MiB reads of a 2*size object go: RANDOM_SHARE of it, always alike."""
+    chunks = 2 * size // MiB
+    return [n * MiB for n in random.Random(5).sample(range(chunks), round(chunks * RANDOM_SHARE))]
 
 
 def read_at(path: Path, offsets: list[int]) -> None:
@@ -201,9 +164,7 @@ def measure(bench: Bench, repeat: int) -> list[Row]:
     samples: dict[str, dict[str, list[float]]] = {
         metric: {client: [] for client in clients} for metric in ("seq", "random", "write", "ls")
     }
-    chunks = 2 * size // MiB
-    picked = random.Random(5).sample(range(chunks), round(chunks * RANDOM_SHARE))
-    offsets = [n * MiB for n in picked]
+    offsets = random_offsets(size)
     block = os.urandom(MiB)
     s3 = bench.server.boto3_client()
     staged = bench.workdir / "staged.bin"

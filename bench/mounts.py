@@ -1,9 +1,10 @@
 """FUSE clients mounted as their own processes, and what the bench samples of them.
 
-Shared by the suites that drive a mount (bench/fusion.py, bench/fio.py): our `fusion mount`,
-`s3fs` (Debian s3fs-fuse) and `rclone mount --vfs-cache-mode full`, each started on a fresh
-mount and cache directory against one S3 server, with its CPU time and peak anonymous memory
-recorded per workload.
+Shared by the suites that drive a mount (bench/fusion.py, bench/fio.py, bench/clouds.py): our
+`fusion mount`, `s3fs` (Debian s3fs-fuse) and `rclone mount --vfs-cache-mode full`, each started
+on a fresh mount and cache directory against one store (an S3 server for the peers; Fusion also
+on the GCS and Azure emulators), with its CPU time and peak anonymous memory recorded per
+workload.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support import REPO, need_binary, wait_until
+from tests.support.cloudservers import AzureServer, GcsServer
 from tests.support.s3servers import S3Server, start_s3rver
 
 MiB = 2**20
 PEERS = ("s3fs", "rclone")
+ObjectServer = S3Server | GcsServer | AzureServer  # an emulator Fusion mounts
 
 
 # -- memory sampling ---------------------------------------------------------------------------
@@ -101,11 +104,12 @@ class PeakMemory:
 
 @dataclass
 class Workspace:
-    """One S3 server and a scratch directory (its data in `workdir/s3rver`), with the CPU time
-    and memory of every client measured there."""
+    """One store and a scratch directory (the store's data in `workdir/data_dir`), with the CPU
+    time and memory of every client measured there."""
 
-    server: S3Server
+    server: ObjectServer
     workdir: Path
+    data_dir: str = "s3rver"
     memory: PeakMemory = field(default_factory=PeakMemory)
     cpu: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # seconds per run
     _runs: int = 0
@@ -122,7 +126,7 @@ class Workspace:
         when our page cache is empty, and a cold disk under s3rver would measure the disk."""
         os.sync()
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        data = self.workdir / "s3rver"
+        data = self.workdir / self.data_dir
         for name in warm:
             paths = (data / name).rglob("*") if (data / name).is_dir() else data.glob(f"{name}.*")
             for path in [*paths, *self.workdir.glob(name)]:
@@ -242,7 +246,7 @@ class Fusion(MountedClient):
 
     @property
     def root(self) -> Path:
-        return self.mountpoint / "s3" / self.bucket
+        return self.mountpoint / self.space.server.scheme / self.bucket
 
 
 class S3fs(MountedClient):
