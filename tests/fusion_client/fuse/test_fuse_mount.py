@@ -253,7 +253,7 @@ def test_operations_the_file_system_lacks_fail_with_the_kernels_errno(tmp_path: 
 
 
 def test_listing_2000_entries_takes_several_readdirplus_replies(tmp_path: Path) -> None:
-    fs = MemFS(timeout=60)
+    fs = MemFS(timeout=3600)  # entries outlive even a slow `ls -l` on a loaded machine
     names = [f"file-{i:05d}".encode() for i in range(2000)]
     fs.populate(names, b"xyz")
     with mounted(tmp_path, fs, MountOptions(readdirplus="always")) as m:
