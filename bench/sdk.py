@@ -14,7 +14,8 @@ import sys
 
 from bench.mounts import Workspace
 
-# What each SDK does for a job: a client, then download(), upload() and list_all().
+# What each SDK does for a job: a client, then download(), upload() and list_all() (and for S3
+# gets(): the ranged GETs that are the limit for random reads).
 _SETUP = {
     "s3": """
 import boto3
@@ -28,6 +29,17 @@ def list_all():
     for page in s3.get_paginator("list_objects_v2").paginate(
             Bucket=job["bucket"], Prefix=job["prefix"]):
         pass
+def gets():  # ranged GETs of 1 MiB on keep-alive connections, `threads` at once
+    from concurrent.futures import ThreadPoolExecutor
+    def get(offset):
+        window = f"bytes={offset}-{offset + (1 << 20) - 1}"
+        body = s3.get_object(Bucket=job["bucket"], Key=job["object"], Range=window)["Body"]
+        assert len(body.read()) == 1 << 20
+    shares = [job["reads"][n::job["threads"]] for n in range(job["threads"])]
+    with ThreadPoolExecutor(job["threads"]) as pool:
+        list(pool.map(lambda share: [get(offset) for offset in share], shares))
+if job["op"] == "gets":  # the limit is a warm client on a connection already open
+    s3.head_object(Bucket=job["bucket"], Key=job["object"])
 """,
     "gs": """
 from google.auth.credentials import AnonymousCredentials
@@ -64,6 +76,8 @@ if job["op"] == "download":
     os.close(fd)
 elif job["op"] == "upload":
     upload()
+elif job["op"] == "gets":
+    gets()
 else:
     list_all()
 print(time.perf_counter() - start, time.process_time() - cpu)
@@ -75,7 +89,7 @@ NAMES = {"s3": "boto3", "gs": "gcs-sdk", "az": "azure-sdk"}  # the client's colu
 def timed_sdk_job(
     space: Workspace, scheme: str, workload: str, warm: tuple[str, ...], **job: object
 ) -> float:
-    """Run one SDK job (op: download, upload or list) in its own process against the store
+    """Run one SDK job (op: download, upload, list; gets for S3) in its own process against the
     `scheme` (job["endpoint"]: the S3 endpoint, GCS endpoint or Azure connection string); the
     seconds its transfer took. A download reads job["reads"] (1 MiB each) from the staged file."""
     client = NAMES[scheme]

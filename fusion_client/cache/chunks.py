@@ -1,9 +1,13 @@
 """The read cache: one sparse, mmap'd file per object version, filled chunk by chunk on demand.
 
 Why this shape:
-- Data lands straight in the mapping (the fetch callable reads the socket into a memoryview of
-  it) and reads are answered with memoryviews of the mapping, so no chunk is copied in Python
-  and the cache's pages are file-backed: anonymous memory stays small at any file size.
+- Reads are answered with memoryviews of the mapping, so no chunk is copied in Python and the
+  cache's pages are file-backed: anonymous memory stays small at any file size.
+- A small fetch (a random read's one or two chunks) lands in a reused anonymous buffer and is
+  `pwrite`n to the cache file; a large one (read-ahead) is read from the socket straight into
+  the mapping. Storing into the mapping of a new file faults page by page, and each fault reads
+  the page first (zeroes it) and more around it: about 1 ms of system CPU per MiB, as much as
+  the GET itself costs on loopback, where `pwrite` fills whole folios without reading them.
 - A cache file belongs to one (bucket, key, ETag) and every fetch carries If-Match, so one file
   never mixes two versions of an object.
 - A byte budget with LRU eviction (holes punched back into the sparse file) bounds the disk use;
@@ -39,6 +43,8 @@ EMPTY, FETCHING, READY = 0, 1, 2
 MAX_IDLE_OBJECTS = 512
 SEQUENTIAL_SLACK = 8 * 2**20
 PREFETCH_AFTER = 4 * 2**20  # bytes of sequential streak before read-ahead starts
+BOUNCE_BYTES = 2 * 2**20  # fetches up to this size go through a bounce buffer and pwrite
+BOUNCE_KEPT = 4  # idle bounce buffers kept for reuse (anonymous memory: 4 x BOUNCE_BYTES)
 
 
 class _NoSpace(Exception):
@@ -83,6 +89,8 @@ class CachedObject:
         try:
             os.ftruncate(self.fd, size)
             self.mm = mmap.mmap(self.fd, size) if size else None
+            if self.mm is not None:  # no read-around when a store into the mapping faults
+                self.mm.madvise(mmap.MADV_RANDOM)
         except BaseException:
             os.close(self.fd)
             raise
@@ -164,6 +172,7 @@ class ChunkCache:
         self._used = 0  # bytes of chunks READY or FETCHING
         self._names = itertools.count()
         self._disk_full_logged = False
+        self._bounce: list[mmap.mmap] = []  # idle BOUNCE_BYTES buffers
         # (object, first chunk, last chunk, held: a warm() job that releases the object)
         self._jobs: queue.SimpleQueue[tuple[CachedObject, int, int, bool] | None] = (
             queue.SimpleQueue()
@@ -360,9 +369,12 @@ class ChunkCache:
         ok = False
         try:
             self._reserve_disk(obj, offset, end - offset)
-            assert obj.mm is not None
-            with memoryview(obj.mm)[offset:end] as view:
-                got = self._fetch(obj.bucket, obj.key, offset, view, obj.etag)
+            if end - offset <= BOUNCE_BYTES:
+                got = self._fetch_through_buffer(obj, offset, end)
+            else:
+                assert obj.mm is not None
+                with memoryview(obj.mm)[offset:end] as view:
+                    got = self._fetch(obj.bucket, obj.key, offset, view, obj.etag)
             if got != end - offset:
                 raise OSError(errno.EIO, f"{obj.bucket}/{obj.key} is shorter than listed")
             ok = True
@@ -383,6 +395,25 @@ class ChunkCache:
                     if not obj.opens and not obj.cached and not obj.busy:
                         self._drop(obj)
                 self._changed.notify_all()
+
+    def _fetch_through_buffer(self, obj: CachedObject, offset: int, end: int) -> int:
+        """Fetch [offset, end) into a bounce buffer and write it to the cache file."""
+        with self._lock:
+            buffer = self._bounce.pop() if self._bounce else mmap.mmap(-1, BOUNCE_BYTES)
+        try:
+            with memoryview(buffer)[: end - offset] as view:
+                got = self._fetch(obj.bucket, obj.key, offset, view, obj.etag)
+                written = 0
+                while written < got:
+                    written += os.pwrite(obj.fd, view[written:got], offset + written)
+            return got
+        finally:
+            with self._lock:
+                kept = len(self._bounce) < BOUNCE_KEPT
+                if kept:
+                    self._bounce.append(buffer)
+            if not kept:
+                buffer.close()
 
     def _abandon(self, obj: CachedObject, first: int, last: int) -> None:
         """Give back chunks marked FETCHING that will not be fetched after all."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fusion_client.cache import ChunkCache, ReadStream
+from fusion_client.cache.chunks import BOUNCE_BYTES
 
 CHUNK = 64 * 1024
 
@@ -91,6 +92,19 @@ def test_a_chunk_read_twice_is_fetched_once(cache, store):
     read(cache, obj, 200, 100, ReadStream())
     assert len(store.gets) == 1
     assert cache.stats.chunk_hits == 1 and cache.stats.chunk_misses == 1
+
+
+def test_small_and_large_fetches_both_serve_the_object_bytes_from_the_cache(cache, store):
+    # Fetches up to BOUNCE_BYTES go through a bounce buffer and pwrite, larger ones straight
+    # into the mapping; a second read of either is a hit with the same bytes.
+    size = BOUNCE_BYTES + 3 * CHUNK
+    data = store.objects["k"] = os.urandom(size + CHUNK)
+    obj = cache.open("b", "k", "e1", len(data))
+    assert read(cache, obj, 0, size) == data[:size]  # one GET, larger than a bounce buffer
+    assert read(cache, obj, size, CHUNK) == data[size:]  # through the bounce buffer
+    assert sorted(length for _, _, length in store.gets) == [CHUNK, size]
+    assert read(cache, obj, 0, len(data)) == data
+    assert len(store.gets) == 2
 
 
 def test_concurrent_readers_of_one_chunk_share_one_fetch(cache, store):
