@@ -45,17 +45,24 @@ class Proxy:
     """One `wavectl serve` process; `args` come after `serve --listen .. --data-dir ..`.
 
     Without `fusion`, it runs with --no-fusion: images come back with only the layers a test
-    names, and no start waits for a Fusion layer build.
+    names, and no start waits for a Fusion layer build. `address` "::1" serves on IPv6 loopback
+    (dockerd checks TLS there: it treats 127.0.0.0/8 registries as insecure, skipping the CA).
     """
 
     def __init__(
-        self, workdir: Path, args: Sequence[str], data_dir: Path | None = None, fusion: bool = False
+        self,
+        workdir: Path,
+        args: Sequence[str],
+        data_dir: Path | None = None,
+        fusion: bool = False,
+        address: str = "127.0.0.1",
     ) -> None:
         self.workdir = workdir
         self.args = list(args) if fusion else [*args, "--no-fusion"]
         # With Fusion, a start may rebuild the layers (when fusion_client changed meanwhile).
         self.start_timeout = 180.0 if fusion else 30.0
         self.data_dir = data_dir or workdir / "data"
+        self.address = address
         self.port = free_port()
         self.service: Service | None = None
         self.starts = 0
@@ -63,7 +70,8 @@ class Proxy:
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        address = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{address}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -75,7 +83,7 @@ class Proxy:
         self.starts += 1
         self.service = Service(f"wavectl-{self.port}-{self.starts}", argv + self.args, self.workdir)
         try:
-            self.service.wait_port(self.port, timeout=self.start_timeout)
+            self.service.wait_port(self.port, timeout=self.start_timeout, host=self.address)
             wait_until(
                 # 401: the proxy asks its clients to log in (--htpasswd)
                 lambda: (
@@ -103,9 +111,13 @@ class Proxy:
 
 @contextlib.contextmanager
 def proxy_running(
-    workdir: Path, args: Sequence[str], data_dir: Path | None = None, fusion: bool = False
+    workdir: Path,
+    args: Sequence[str],
+    data_dir: Path | None = None,
+    fusion: bool = False,
+    address: str = "127.0.0.1",
 ) -> Iterator[Proxy]:
-    proxy = Proxy(workdir, args, data_dir, fusion)
+    proxy = Proxy(workdir, args, data_dir, fusion, address)
     proxy.start()
     try:
         yield proxy
