@@ -218,6 +218,12 @@ def parse_count(value: Any) -> int:
     return int(text)
 
 
+def parse_positive_count(value: Any) -> int:
+    if (count := parse_count(value)) == 0:
+        raise ConfigError(f"invalid number {value!r}: expected 1 or more")
+    return count
+
+
 def parse_bool(value: Any) -> bool:
     text = str(value).strip().lower()
     if text in ("1", "true", "yes", "on"):
@@ -443,6 +449,22 @@ OPTIONS: tuple[Option, ...] = (
         group="Wave API",
     ),
     Option(
+        "layer_expanded_limit",
+        "how far a containerConfig layer may decompress; larger ones (gzip bombs) are refused",
+        lambda value, _base: parse_size(value),
+        "SIZE",
+        default="4GiB",
+        group="Wave API",
+    ),
+    Option(
+        "layer_ingests",
+        "containerConfig layers decompressed and hashed at once (each keeps a CPU busy)",
+        lambda value, _base: parse_positive_count(value),
+        "N",
+        default="2",
+        group="Wave API",
+    ),
+    Option(
         "fusion_layers",
         "directory with fusion-<version>-<arch>.tar.gz and .json from `wavectl layer build`; "
         "default: DATA_DIR/fusion-layers, built there at start (with --no-fusion: served by "
@@ -577,6 +599,8 @@ class Settings:
     allow_private_layer_hosts: bool = field(
         default_factory=OPTION["allow_private_layer_hosts"].default_value
     )
+    layer_expanded_limit: int = field(default_factory=OPTION["layer_expanded_limit"].default_value)
+    layer_ingests: int = field(default_factory=OPTION["layer_ingests"].default_value)
     fusion_layers: Path | None = None  # directory of fusion-<version>-<arch>.tar.gz + .json
     # Append the Fusion layer of each image's architecture (wave_proxy/fusion_default builds it
     # into fusion_layers at start) and run every image's command through its launcher.

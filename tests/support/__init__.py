@@ -77,7 +77,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0, what: str = "co
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
 
@@ -109,11 +109,11 @@ class Service:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_port(self, port: int, timeout: float = 30.0) -> None:
+    def wait_port(self, port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
         def ready() -> bool:
             if self.proc.poll() is not None:
                 raise PeerExited(f"{self.name} exited early:\n{self.log()[-4000:]}")
-            return port_open(port)
+            return port_open(port, host)
 
         wait_until(ready, timeout, f"{self.name} on port {port}")
 

@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import docker
@@ -33,7 +33,9 @@ class Dockerd:
         mirrors: Sequence[str] = (),
         insecure: Sequence[str] = (),
         config_file: Path | None = None,
+        hosts: Mapping[str, str] | None = None,
     ) -> None:
+        """`hosts`: NAME -> ADDRESS lines this daemon alone sees in its /etc/hosts."""
         binary = need_binary("dockerd")
         # Short path: unix socket paths (ours and containerd's) must stay under 108 bytes.
         self.root = Path(tempfile.mkdtemp(prefix="wpd-", dir="/tmp"))
@@ -54,6 +56,12 @@ class Dockerd:
             argv += ["--insecure-registry", registry]
         if config_file:  # a daemon.json; dockerd refuses options given both ways
             argv += ["--config-file", str(config_file)]
+        self.etc_hosts: Path | None = None
+        if hosts:
+            lines = "".join(f"{address} {name}\n" for name, address in hosts.items())
+            self.etc_hosts = self.root / "hosts"
+            self.etc_hosts.write_text(Path("/etc/hosts").read_text() + lines)
+        argv = self.resolving(argv)
         self.service = Service("dockerd", argv, self.root)
         self._client: docker.DockerClient | None = None
         try:
@@ -61,6 +69,15 @@ class Dockerd:
         except BaseException:
             self.stop()
             raise
+
+    def resolving(self, argv: list[str]) -> list[str]:
+        """`argv` run in a mount namespace of its own, with this daemon's `hosts` bound over
+        /etc/hosts (a client such as ctr resolves registry names itself)."""
+        if not self.etc_hosts:
+            return argv
+        bind = 'mount --bind "$0" /etc/hosts && exec "$@"'
+        unshare = [need_binary("unshare"), "--mount", "--propagation", "private"]
+        return [*unshare, "sh", "-c", bind, str(self.etc_hosts), *argv]
 
     def _ready(self) -> bool:
         if self.service.proc.poll() is not None:
@@ -131,11 +148,37 @@ class Dockerd:
             subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 
 
+CERTS_D = Path("/etc/docker/certs.d")
+
+
+@contextlib.contextmanager
+def trusted_ca(registry: str, ca_cert: Path) -> Iterator[Path]:
+    """Trust `ca_cert` for `registry` (HOST:PORT) in every dockerd on this machine.
+
+    dockerd has no option for its certs dir: it reads /etc/docker/certs.d/HOST:PORT/ca.crt
+    (in rootless mode $XDG_CONFIG_HOME/docker/certs.d) at each connection, also with its own
+    --data-root. The directory is named by our unique port, so no other daemon is affected.
+    Only registries outside 127.0.0.0/8 are checked at all: dockerd always counts that range
+    as insecure registries (TLS without verification). Serve on ::1 under a name (a bracketed
+    [::1] is not a valid image reference for dockerd): see Dockerd's `hosts`.
+    """
+    directory = CERTS_D / registry
+    directory.mkdir(parents=True)
+    shutil.copy(ca_cert, directory / "ca.crt")
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def dockerd_running(
-    mirrors: Sequence[str] = (), insecure: Sequence[str] = (), config_file: Path | None = None
+    mirrors: Sequence[str] = (),
+    insecure: Sequence[str] = (),
+    config_file: Path | None = None,
+    hosts: Mapping[str, str] | None = None,
 ) -> Iterator[Dockerd]:
-    daemon = Dockerd(mirrors, insecure, config_file)
+    daemon = Dockerd(mirrors, insecure, config_file, hosts)
     try:
         yield daemon
     finally:

@@ -45,7 +45,8 @@ class Proxy:
     """One `wavectl serve` process; `args` come after `serve --listen .. --data-dir ..`.
 
     Without `fusion`, it runs with --no-fusion: images come back with only the layers a test
-    names, and no start waits for a Fusion layer build.
+    names, and no start waits for a Fusion layer build. `address` "::1" serves on IPv6 loopback
+    (dockerd checks TLS there: it treats 127.0.0.0/8 registries as insecure, skipping the CA).
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class Proxy:
         data_dir: Path | None = None,
         fusion: bool = False,
         env: Mapping[str, str] | None = None,
+        address: str = "127.0.0.1",
     ) -> None:
         self.workdir = workdir
         self.env = dict(env or {})
@@ -62,6 +64,7 @@ class Proxy:
         # With Fusion, a start may rebuild the layers (when fusion_client changed meanwhile).
         self.start_timeout = 180.0 if fusion else 30.0
         self.data_dir = data_dir or workdir / "data"
+        self.address = address
         self.port = free_port()
         self.service: Service | None = None
         self.starts = 0
@@ -69,7 +72,8 @@ class Proxy:
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        address = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{address}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -82,7 +86,7 @@ class Proxy:
         name = f"wavectl-{self.port}-{self.starts}"
         self.service = Service(name, argv + self.args, self.workdir, self.env)
         try:
-            self.service.wait_port(self.port, timeout=self.start_timeout)
+            self.service.wait_port(self.port, timeout=self.start_timeout, host=self.address)
             wait_until(
                 # 401: the proxy asks its clients to log in (--htpasswd)
                 lambda: (
@@ -115,8 +119,9 @@ def proxy_running(
     data_dir: Path | None = None,
     fusion: bool = False,
     env: Mapping[str, str] | None = None,
+    address: str = "127.0.0.1",
 ) -> Iterator[Proxy]:
-    proxy = Proxy(workdir, args, data_dir, fusion, env)
+    proxy = Proxy(workdir, args, data_dir, fusion, env, address)
     proxy.start()
     try:
         yield proxy

@@ -204,6 +204,7 @@ class Registry:
     service: Service
     credentials: Credentials | None = None
     issuer: TokenIssuer | None = None
+    tls: bool = False  # HTTPS (http.tls in its config)
     _tokens: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -212,7 +213,7 @@ class Registry:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     def auth_headers(self, repository: str, actions: str = "pull,push") -> dict[str, str]:
         """Headers authorising `actions` on `repository` when talking to this registry directly."""
@@ -237,9 +238,13 @@ DEFAULT_CREDENTIALS = Credentials("wave", "s3cret-pass")
 
 
 def start_registry(
-    workdir: Path, mode: Mode = "open", credentials: Credentials = DEFAULT_CREDENTIALS
+    workdir: Path,
+    mode: Mode = "open",
+    credentials: Credentials = DEFAULT_CREDENTIALS,
+    tls: tuple[Path, Path] | None = None,
 ) -> Registry:
-    """Start docker-registry with filesystem storage under `workdir` and wait until it answers."""
+    """Start docker-registry with filesystem storage under `workdir` and wait until it answers;
+    `tls`: (key, certificate) to serve HTTPS with."""
     binary = need_binary("docker-registry")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -252,6 +257,8 @@ def start_registry(
         },
         "http": {"addr": f"127.0.0.1:{port}", "secret": "wave-proxy-tests"},
     }
+    if tls:
+        config["http"]["tls"] = {"certificate": str(tls[1]), "key": str(tls[0])}
     issuer = None
     if mode == "htpasswd":
         entry = subprocess.run(
@@ -284,11 +291,15 @@ def start_registry(
         service=service,
         credentials=None if mode == "open" else credentials,
         issuer=issuer,
+        tls=tls is not None,
     )
     try:
         service.wait_port(port)
         wait_until(
-            lambda: requests.get(f"{registry.url}/v2/", timeout=2).status_code in (200, 401),
+            lambda: (
+                requests.get(f"{registry.url}/v2/", timeout=2, verify=False).status_code
+                in (200, 401)
+            ),
             what=f"docker-registry ({mode}) to answer /v2/",
         )
     except BaseException:
@@ -299,9 +310,12 @@ def start_registry(
 
 @contextlib.contextmanager
 def registry_running(
-    workdir: Path, mode: Mode = "open", credentials: Credentials = DEFAULT_CREDENTIALS
+    workdir: Path,
+    mode: Mode = "open",
+    credentials: Credentials = DEFAULT_CREDENTIALS,
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[Registry]:
-    registry = start_registry(workdir, mode, credentials)
+    registry = start_registry(workdir, mode, credentials, tls)
     try:
         yield registry
     finally:

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from wave_proxy.api import handlers as api
 from wave_proxy.api.fusion import FusionLayers
-from wave_proxy.api.layers import LayerResolver
+from wave_proxy.api.layers import LayerLimits, LayerResolver
 from wave_proxy.api.service import ApiOptions, WaveService
 from wave_proxy.api.tokens import EXPIRED_GRACE, TokenStore
 from wave_proxy.augment import Augmenter
@@ -49,7 +49,10 @@ async def wave_api(
     Fusion layers (loaded once by the app, from `fusion_dir`)."""
     fetcher = RemoteLayerFetcher(settings.allow_private_layer_hosts)
     retention = settings.token_ttl + EXPIRED_GRACE
-    resolver = LayerResolver(proxy.store, blobs, fusion, fetcher, retention)
+    limits = LayerLimits(
+        expanded_bytes=settings.layer_expanded_limit, ingests=settings.layer_ingests
+    )
+    resolver = LayerResolver(proxy.store, blobs, fusion, fetcher, retention, limits)
     options = ApiOptions(settings.token_ttl, settings.advertise_host)
     app[api.SERVICE] = WaveService(
         proxy.store, proxy.registries, resolver, TokenStore(proxy.store), options

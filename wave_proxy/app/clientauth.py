@@ -50,7 +50,10 @@ class Htpasswd:
 
     def __init__(self, users: dict[str, bytes]) -> None:
         self._users = users
-        self._dummy = bcrypt.hashpw(b"x", bcrypt.gensalt(4))  # equal work for unknown users
+        # Checked for unknown users at the file's highest cost, so a wrong name takes as long
+        # as a wrong password and the timing does not tell which names exist.
+        cost = max((int(hashed[4:6]) for hashed in users.values()), default=4)
+        self.unknown_user_hash = bcrypt.hashpw(b"x", bcrypt.gensalt(min(max(cost, 4), 31)))
 
     @classmethod
     def load(cls, path: Path) -> Htpasswd:
@@ -77,7 +80,7 @@ class Htpasswd:
         """bcrypt's check (blocks ~0.1 s: run it in a thread)."""
         hashed = self._users.get(user)
         try:
-            ok = bcrypt.checkpw(password.encode(), hashed or self._dummy)
+            ok = bcrypt.checkpw(password.encode(), hashed or self.unknown_user_hash)
         except ValueError:
             return False
         return ok and hashed is not None

@@ -136,9 +136,8 @@ async def test_image_name_with_a_newline_inside_is_a_400(api: TestClient, image:
     assert body["message"].startswith("containerImage:")
 
 
-async def test_data_layer_expanding_past_the_limit_is_refused(make_api) -> None:
-    client = await make_api()
-    client.app[SERVICE].resolver.limits = LayerLimits(expanded_bytes=1 << 20)
+async def test_data_layer_expanding_past_the_configured_limit_is_refused(make_api) -> None:
+    client = await make_api(layer_expanded_limit=1 << 20)
     big = wave_layer({"zeros": bytes(2 << 20)})
     request = {"containerImage": "busybox:1", "containerConfig": {"layers": [big.entry()]}}
     status, body = await submit(client, request)
@@ -146,6 +145,11 @@ async def test_data_layer_expanding_past_the_limit_is_refused(make_api) -> None:
     assert body["message"] == (
         "containerConfig.layers[0]: the layer expands to more than 1048576 bytes"
     )
+
+
+async def test_the_resolver_bounds_concurrent_ingests_as_configured(make_api) -> None:
+    client = await make_api(layer_ingests=1)
+    assert client.app[SERVICE].resolver.limits.ingests == 1
 
 
 async def test_a_body_trickling_in_too_slowly_is_a_408(api: TestClient, monkeypatch) -> None:

@@ -138,6 +138,14 @@ def test_htpasswd_files_with_entries_other_than_bcrypt_are_refused(tmp_path: Pat
         Htpasswd.load(path)
 
 
+def test_an_unknown_user_is_checked_at_the_files_bcrypt_cost(tmp_path: Path):
+    path = tmp_path / "htpasswd"
+    subprocess.run(["htpasswd", "-B", "-C", "11", "-b", "-c", str(path), "ann", "pw"], check=True)
+    users = Htpasswd.load(path)
+    assert users.unknown_user_hash.startswith(b"$2b$11$")
+    assert not users.verify("nobody", "pw")
+
+
 async def test_a_repository_named_like_the_token_endpoint_still_needs_a_login(client):
     assert (await client.get("/v2/tokens/tool/manifests/1")).status == 401
 

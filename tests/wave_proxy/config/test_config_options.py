@@ -46,6 +46,8 @@ EXAMPLES: dict[str, tuple[Any, Any]] = {
     "allow_anonymous_private": (True, True),
     "idle_timeout": ("10s", 10.0),
     "max_connections": ("500", 500),
+    "layer_expanded_limit": ("1GiB", 1 << 30),
+    "layer_ingests": ("4", 4),
     "metrics_listen": ("127.0.0.1:9102", ("127.0.0.1", 9102)),
     "shutdown_grace": ("5s", 5.0),
     "log_format": ("json", "json"),
@@ -150,3 +152,8 @@ def test_readme_options_table_is_the_option_table():
         "README's options table is out of date; replace it with the output of\n"
         "  python -c 'from wave_proxy.config import options_markdown as t; print(t(), end=\"\")'"
     )
+
+
+def test_layer_ingests_of_zero_is_refused():
+    with pytest.raises(Exception, match=r"WAVE_PROXY_LAYER_INGESTS.*expected 1 or more"):
+        load_settings({}, environ={"WAVE_PROXY_LAYER_INGESTS": "0"})
