@@ -9,7 +9,6 @@ gaps), so its mount writes with 128 MiB parts (FUSION_UPLOAD_PART_SIZE): 8 chunk
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,13 @@ from typing import Any
 import pytest
 
 from tests.fusion_client.conftest import FusionMount, mount_fusion, synced
-from tests.fusion_client.fs.test_large_files import SIZE, expected_sha256, stamped_blocks
+from tests.fusion_client.fs.test_large_files import (
+    SIZE,
+    assert_reads_whole,
+    expected_sha256,
+    stamped_blocks,
+    write_whole,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.fuse]
 
@@ -101,12 +106,7 @@ def test_a_1_gib_object_put_by_the_sdk_reads_byte_identical_through_the_mount(
             out.write(block)
     sdk_upload(mount.server, bucket, "big/input.bin", source)
     source.unlink()
-    path = mount.path(bucket, "big/input.bin")
-    assert path.stat().st_size == SIZE
-    # A separate reader process, as a pipeline task would be (and no GIL shared with the mount).
-    done = subprocess.run(["sha256sum", str(path)], capture_output=True, text=True, timeout=540)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split()[0] == expected_sha256()
+    assert_reads_whole(mount.path(bucket, "big/input.bin"))
 
 
 @pytest.mark.timeout(600)
@@ -114,16 +114,6 @@ def test_a_1_gib_file_written_through_the_mount_is_byte_identical_in_the_store_a
     mount, bucket
 ):
     path = mount.path(bucket, "big/output.bin")
-    path.parent.mkdir()
-    writer = subprocess.Popen(
-        ["dd", f"of={path}", "bs=1M", "iflag=fullblock", "status=none"],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert writer.stdin is not None
-    for block in stamped_blocks():
-        writer.stdin.write(block)
-    writer.stdin.close()
-    assert writer.wait(timeout=540) == 0, writer.stderr.read() if writer.stderr else ""
+    write_whole(path)
     synced(path)
     assert sdk_sha256(mount.server, bucket, "big/output.bin") == (expected_sha256(), SIZE)
