@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 
 from fusion_client.store.endpoints import Endpoint, RetryPolicy
 from fusion_client.store.errors import StoreError
-from fusion_client.store.http import HttpTransport, Request, ShortBody, read_range
+from fusion_client.store.http import HttpTransport, Request, read_pinned, read_range
 from fusion_client.store.model import (
     Body,
     ListPage,
@@ -36,7 +36,7 @@ from fusion_client.store.model import (
     strip_etag,
 )
 
-from .credentials import AzureAccount, ManagedIdentity, shared_key_signature
+from .credentials import AzureAccount, managed_identity, shared_key_signature
 from .errors import AzureError, AzureNotFound, AzureUnavailable, error_for
 
 API_VERSION = "2021-08-06"  # Put Block up to 4000 MiB, Bearer tokens; Azurite >= 3.18
@@ -53,7 +53,7 @@ class AzureBlobClient:
         self.account = account
         self.stats = StoreStats()
         self._identity = (
-            ManagedIdentity(account.imds_host, account.msi_client_id)
+            managed_identity(account.imds_host, account.msi_client_id)
             if account.key is None and account.sas is None
             else None
         )
@@ -93,31 +93,15 @@ class AzureBlobClient:
     def get_range_into(
         self, bucket: str, key: str, offset: int, buf: memoryview, *, if_match: str | None
     ) -> int:
-        view = memoryview(buf).cast("B") if memoryview(buf).format != "B" else memoryview(buf)
-        done, etag = 0, if_match
-        while done < len(view):
-            start = offset + done
+        def fetch(start: int, dest: memoryview, etag: str | None) -> tuple[int, str]:
             request = Request("GetBlob", "GET", _path(bucket, key), _url(bucket, key))
-            request.headers["x-ms-range"] = f"bytes={start}-{offset + len(view) - 1}"
+            request.headers["x-ms-range"] = f"bytes={start}-{start + len(dest) - 1}"
             if etag:
                 request.headers["If-Match"] = f'"{etag}"'
             request.ok = (200, 206, 416)
-            dest = view[done:]
-            try:
-                count, seen = self.transport.perform(
-                    request, lambda r, d=dest, s=start: read_range(r, d, s, _etag_of)
-                )
-            except ShortBody as short:
-                done += short.count
-                etag = etag or short.version or None
-                self.stats.retried("GetBlob")
-                continue
-            done += count
-            self.stats.add(received=count)
-            if count < len(dest):
-                break
-            etag = etag or seen or None
-        return done
+            return self.transport.perform(request, lambda r: read_range(r, dest, start, _etag_of))
+
+        return read_pinned(buf, offset, if_match, fetch, self.stats, "GetBlob")
 
     def list_page(
         self,

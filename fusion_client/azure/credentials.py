@@ -14,14 +14,13 @@ import base64
 import hashlib
 import hmac
 import http.client
-import threading
-import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 from fusion_client.store.http import fetch_json
+from fusion_client.store.tokens import TokenSource
 
 from .errors import AzureCredentialsError
 
@@ -31,7 +30,6 @@ AZURITE_KEY = (
 )
 IMDS_HOST = "169.254.169.254"
 STORAGE_RESOURCE = "https://storage.azure.com/"
-REFRESH_MARGIN = 300.0
 _STANDARD_HEADERS = (
     "Content-Encoding",
     "Content-Language",
@@ -131,39 +129,31 @@ def shared_key_signature(
     return f"SharedKey {account}:{base64.b64encode(digest).decode()}"
 
 
-class ManagedIdentity:
+def managed_identity(host: str, client_id: str | None) -> TokenSource:
     """Bearer tokens for https://storage.azure.com/ from the instance metadata service."""
+    return TokenSource(
+        lambda: _managed_identity_token(host, client_id),
+        f"the Azure instance metadata service ({host})",
+    )
 
-    def __init__(self, host: str, client_id: str | None) -> None:
-        self._host, self._client_id = host, client_id
-        self._token: str | None = None
-        self._expires = 0.0
-        self._lock = threading.Lock()
 
-    def token(self) -> str:
-        with self._lock:
-            if self._token is None or time.monotonic() > self._expires - REFRESH_MARGIN:
-                self._token, lifetime = self._fetch()
-                self._expires = time.monotonic() + lifetime
-            return self._token
-
-    def _fetch(self) -> tuple[str, float]:
-        query = {"api-version": "2018-02-01", "resource": STORAGE_RESOURCE}
-        if self._client_id:
-            query["client_id"] = self._client_id
-        url = f"http://{self._host}/metadata/identity/oauth2/token?" + urllib.parse.urlencode(query)
-        try:
-            status, answer = fetch_json("GET", url, headers={"Metadata": "true"})
-        except (OSError, http.client.HTTPException) as exc:
-            raise AzureCredentialsError(
-                f"no managed-identity token from the Azure instance metadata service: {exc}"
-            ) from None
-        if status != 200:
-            hint = " (is the identity assigned to this VM?)" if status == 400 else ""
-            raise AzureCredentialsError(
-                f"the Azure instance metadata service refused a token: HTTP {status}{hint}"
-            )
-        try:
-            return answer["access_token"], float(answer.get("expires_in", 3600))  # type: ignore[index,union-attr]
-        except (TypeError, KeyError, ValueError) as exc:
-            raise AzureCredentialsError(f"unusable managed-identity token: {exc}") from None
+def _managed_identity_token(host: str, client_id: str | None) -> tuple[str, float]:
+    query = {"api-version": "2018-02-01", "resource": STORAGE_RESOURCE}
+    if client_id:
+        query["client_id"] = client_id
+    url = f"http://{host}/metadata/identity/oauth2/token?" + urllib.parse.urlencode(query)
+    try:
+        status, answer = fetch_json("GET", url, headers={"Metadata": "true"})
+    except (OSError, http.client.HTTPException) as exc:
+        raise AzureCredentialsError(
+            f"no managed-identity token from the Azure instance metadata service: {exc}"
+        ) from None
+    if status != 200:
+        hint = " (is the identity assigned to this VM?)" if status == 400 else ""
+        raise AzureCredentialsError(
+            f"the Azure instance metadata service refused a token: HTTP {status}{hint}"
+        )
+    try:
+        return answer["access_token"], float(answer.get("expires_in", 3600))  # type: ignore[index,union-attr]
+    except (TypeError, KeyError, ValueError) as exc:
+        raise AzureCredentialsError(f"unusable managed-identity token: {exc}") from None

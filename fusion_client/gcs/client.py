@@ -28,8 +28,8 @@ from fusion_client.store.errors import StoreError
 from fusion_client.store.http import (
     HttpTransport,
     Request,
-    ShortBody,
     is_retriable,
+    read_pinned,
     read_range,
 )
 from fusion_client.store.model import (
@@ -40,8 +40,9 @@ from fusion_client.store.model import (
     StoreStats,
     iso8601_ns,
 )
+from fusion_client.store.tokens import TokenSource
 
-from .credentials import TokenSource, default_endpoint, token_source
+from .credentials import default_endpoint, token_source
 from .errors import GcsError, GcsNotFound, GcsPreconditionFailed, GcsUnavailable, error_for
 
 log = get_logger("gcs")
@@ -104,26 +105,17 @@ class GcsClient:
     def get_range_into(
         self, bucket: str, key: str, offset: int, buf: memoryview, *, if_match: str | None
     ) -> int:
-        view = memoryview(buf).cast("B") if memoryview(buf).format != "B" else memoryview(buf)
-        done, generation = 0, if_match
-        while done < len(view):
-            start = offset + done
+        def fetch(start: int, dest: memoryview, generation: str | None) -> tuple[int, str]:
             request = Request("GetObject", "GET", _object_path(bucket, key), _url(bucket, key))
             request.query.append(("alt", "media"))
             if generation:
                 request.query += [("generation", generation), ("ifGenerationMatch", generation)]
-            request.headers["Range"] = f"bytes={start}-{offset + len(view) - 1}"
+            request.headers["Range"] = f"bytes={start}-{start + len(dest) - 1}"
             request.ok = (200, 206, 416)
-            dest = view[done:]
             try:
-                count, seen = self.transport.perform(
-                    request, lambda r, d=dest, s=start: read_range(r, d, s, _generation_of)
+                return self.transport.perform(
+                    request, lambda r: read_range(r, dest, start, _generation_of)
                 )
-            except ShortBody as short:
-                done += short.count
-                generation = generation or short.version or None
-                self.stats.retried("GetObject")
-                continue
             except GcsNotFound:
                 if not generation:
                     raise
@@ -133,12 +125,8 @@ class GcsClient:
                     f"generation {generation} is gone",
                     resource=_url(bucket, key),
                 ) from None
-            done += count
-            self.stats.add(received=count)
-            if count < len(dest):
-                break
-            generation = generation or seen or None
-        return done
+
+        return read_pinned(buf, offset, if_match, fetch, self.stats, "GetObject")
 
     def list_page(
         self,

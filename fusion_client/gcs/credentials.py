@@ -15,50 +15,20 @@ import base64
 import http.client
 import json
 import os
-import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-from fusion_client.log import get_logger
 from fusion_client.store.http import fetch_json
+from fusion_client.store.tokens import TokenSource
 
 from .errors import GcsCredentialsError
 from .rsa import RsaKey
 
-log = get_logger("gcs")
-
 SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 METADATA_HOST = "metadata.google.internal"
 TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
-REFRESH_MARGIN = 300.0  # seconds before expiry a token is replaced
 TOKEN_TIMEOUT = 10.0
-
-Fetcher = Callable[[], tuple[str, float]]
-"""Obtain a fresh (token, lifetime in seconds)."""
-
-
-class TokenSource:
-    """A Bearer token, fetched on first use and again shortly before it expires."""
-
-    def __init__(self, fetch: Fetcher, description: str) -> None:
-        self.description = description
-        self._fetch = fetch
-        self._token: str | None = None
-        self._expires = 0.0
-        self._lock = threading.Lock()
-
-    def token(self) -> str:
-        with self._lock:
-            if self._token is None or time.monotonic() > self._expires - REFRESH_MARGIN:
-                token, lifetime = self._fetch()
-                self._token, self._expires = token, time.monotonic() + lifetime
-                log.debug("obtained a Google access token from %s", self.description)
-            return self._token
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._token = None
 
 
 def token_source(environ: Mapping[str, str]) -> TokenSource | None:

@@ -103,6 +103,46 @@ def read_range(
     return got, version
 
 
+def byte_view(buf: memoryview) -> memoryview:
+    """`buf` as a flat view of bytes, for the ranged reads below."""
+    view = memoryview(buf)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+def read_pinned(
+    buf: memoryview,
+    offset: int,
+    version: str | None,
+    fetch: Callable[[int, memoryview, str | None], tuple[int, str]],
+    stats: StoreStats,
+    op: str,
+) -> int:
+    """Fill `buf` with the object's bytes from `offset`; return how many arrived (fewer only
+    at the end of the object). `fetch(start, dest, version)` performs one ranged GET of
+    [start, start+len(dest)) into `dest`, conditional on `version` when set, through
+    read_range(). A body cut short is resumed where it stopped, and the version the first
+    response named pins every later request, so one call never mixes versions."""
+    view = byte_view(buf)
+    done = 0
+    while done < len(view):
+        dest = view[done:]
+        try:
+            count, seen = fetch(offset + done, dest, version)
+        except ShortBody as short:
+            log.debug("%s: body cut after %d bytes, resuming", op, short.count)
+            done += short.count
+            stats.add(received=short.count)
+            version = version or short.version or None
+            stats.retried(op)
+            continue
+        done += count
+        stats.add(received=count)
+        if count < len(dest):
+            break  # end of object
+        version = version or seen or None
+    return done
+
+
 @dataclass(slots=True)
 class Request:
     op: str  # what the request does, for retry counters and messages (e.g. "GetObject")

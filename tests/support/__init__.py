@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -136,3 +137,18 @@ def running(service: Service) -> Iterator[Service]:
         yield service
     finally:
         service.stop()
+
+
+class _Served(Protocol):
+    service: Service | None
+
+
+ServerT = TypeVar("ServerT", bound=_Served)
+
+
+def serving(server: ServerT) -> Iterator[ServerT]:
+    """Yield a started server (one that holds its Service) and stop it afterwards: the body
+    of a session fixture (`yield from serving(start_x(...))`)."""
+    assert server.service is not None
+    with running(server.service):
+        yield server

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import IN_CI, Service, free_port, need_binary
+from tests.support import IN_CI, Service, free_port, need_binary, serving
 
 _numbers = itertools.count(1)
 
@@ -167,19 +167,9 @@ def start_azurite(log_dir: Path) -> AzureServer:
 
 @pytest.fixture(scope="session")
 def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsServer]:
-    server = start_fake_gcs(tmp_path_factory.mktemp("fake-gcs"))
-    try:
-        yield server
-    finally:
-        assert server.service is not None
-        server.service.stop()
+    yield from serving(start_fake_gcs(tmp_path_factory.mktemp("fake-gcs")))
 
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServer]:
-    server = start_azurite(tmp_path_factory.mktemp("azurite"))
-    try:
-        yield server
-    finally:
-        assert server.service is not None
-        server.service.stop()
+    yield from serving(start_azurite(tmp_path_factory.mktemp("azurite")))

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import Service, free_port, need_binary
+from tests.support import Service, free_port, need_binary, serving
 
 REGION = "us-east-1"
 _bucket_numbers = itertools.count(1)
@@ -132,19 +132,9 @@ def start_moto(log_dir: Path) -> S3Server:
 def s3rver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     base = tmp_path_factory.mktemp("s3rver")
     (base / "data").mkdir()
-    server = start_s3rver(base, base / "data")
-    try:
-        yield server
-    finally:
-        assert server.service is not None
-        server.service.stop()
+    yield from serving(start_s3rver(base, base / "data"))
 
 
 @pytest.fixture(scope="session")
 def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = start_moto(tmp_path_factory.mktemp("moto"))
-    try:
-        yield server
-    finally:
-        assert server.service is not None
-        server.service.stop()
+    yield from serving(start_moto(tmp_path_factory.mktemp("moto")))

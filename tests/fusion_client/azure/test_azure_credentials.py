@@ -14,7 +14,7 @@ from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_ac
 from azure.storage.blob._shared.authentication import SharedKeyCredentialPolicy
 
 from fusion_client.azure.client import AzureBlobClient
-from fusion_client.azure.credentials import AzureAccount, ManagedIdentity, shared_key_signature
+from fusion_client.azure.credentials import AzureAccount, managed_identity, shared_key_signature
 from fusion_client.azure.errors import AzureCredentialsError
 from tests.support.cloudservers import AZURITE_ACCOUNT, AZURITE_KEY
 from tests.support.stub_http import StubServer
@@ -131,7 +131,7 @@ def test_a_sas_token_authorizes_reads_and_writes_on_azurite(azurite):
 def test_managed_identity_tokens_name_the_user_assigned_identity():
     answer = {"access_token": "eyJ.msi", "expires_in": "3599", "token_type": "Bearer"}
     with StubServer(lambda seen: (200, answer)) as stub:
-        identity = ManagedIdentity(stub.host, "1111-2222")
+        identity = managed_identity(stub.host, "1111-2222")
         assert identity.token() == "eyJ.msi"
     seen = stub.requests[0]
     assert seen.headers["Metadata"] == "true"
@@ -146,4 +146,4 @@ def test_an_unassigned_identity_is_a_credentials_error_with_a_hint():
         StubServer(lambda seen: (400, {"error": "invalid_request"})) as stub,
         pytest.raises(AzureCredentialsError, match="identity assigned"),
     ):
-        ManagedIdentity(stub.host, None).token()
+        managed_identity(stub.host, None).token()

@@ -13,6 +13,7 @@ import io
 import random
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -58,6 +59,30 @@ class _BlockReader(io.RawIOBase):
         return count
 
 
+def assert_reads_whole(path: Path) -> None:
+    """`path` under a mount reads back as the test file, in a separate reader process, as a
+    pipeline task would be (and no GIL shared with the mount)."""
+    assert path.stat().st_size == SIZE
+    done = subprocess.run(["sha256sum", str(path)], capture_output=True, text=True, timeout=540)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == expected_sha256()
+
+
+def write_whole(path: Path) -> None:
+    """Write the test file at `path` under a mount with dd, as a task's output."""
+    path.parent.mkdir()
+    writer = subprocess.Popen(
+        ["dd", f"of={path}", "bs=1M", "iflag=fullblock", "status=none"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert writer.stdin is not None
+    for block in stamped_blocks():
+        writer.stdin.write(block)
+    writer.stdin.close()
+    assert writer.wait(timeout=540) == 0, writer.stderr.read() if writer.stderr else ""
+
+
 def s3_sha256(mount: FusionMount, bucket: str, key: str) -> tuple[str, int]:
     body = mount.server.boto3_client().get_object(Bucket=bucket, Key=key)["Body"]
     digest, size = hashlib.sha256(), 0
@@ -84,28 +109,12 @@ def test_a_1_gib_object_put_by_boto3_reads_byte_identical_through_the_mount(s3rv
     s3rver_mount.server.boto3_client().upload_fileobj(
         io.BufferedReader(_BlockReader(), MiB), bucket, "big/input.bin"
     )
-    path = s3rver_mount.path(bucket, "big/input.bin")
-    assert path.stat().st_size == SIZE
-    # A separate reader process, as a pipeline task would be (and no GIL shared with the mount).
-    done = subprocess.run(["sha256sum", str(path)], capture_output=True, text=True, timeout=540)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split()[0] == expected_sha256()
+    assert_reads_whole(s3rver_mount.path(bucket, "big/input.bin"))
 
 
 @pytest.mark.timeout(600)
 def test_a_1_gib_file_written_through_the_mount_is_byte_identical_in_s3_after_close(
     s3rver_mount, bucket
 ):
-    path = s3rver_mount.path(bucket, "big/output.bin")
-    path.parent.mkdir()
-    writer = subprocess.Popen(
-        ["dd", f"of={path}", "bs=1M", "iflag=fullblock", "status=none"],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert writer.stdin is not None
-    for block in stamped_blocks():
-        writer.stdin.write(block)
-    writer.stdin.close()
-    assert writer.wait(timeout=540) == 0, writer.stderr.read() if writer.stderr else ""
+    write_whole(s3rver_mount.path(bucket, "big/output.bin"))
     assert s3_sha256(s3rver_mount, bucket, "big/output.bin") == (expected_sha256(), SIZE)

@@ -17,6 +17,7 @@ from fusion_client.gcs import credentials
 from fusion_client.gcs.credentials import service_account_assertion, token_source
 from fusion_client.gcs.errors import GcsCredentialsError
 from fusion_client.gcs.rsa import RsaKey
+from fusion_client.store import tokens
 from tests.support.stub_http import StubServer
 
 
@@ -90,7 +91,7 @@ def test_a_service_account_key_is_exchanged_for_a_token_at_its_token_uri(key, tm
 
 
 def test_the_metadata_server_token_is_refreshed_before_it_expires(monkeypatch):
-    monkeypatch.setattr(credentials, "REFRESH_MARGIN", 10.0)
+    monkeypatch.setattr(tokens, "REFRESH_MARGIN", 10.0)
     issued = iter(["first", "second"])
     with StubServer(lambda seen: (200, {"access_token": next(issued), "expires_in": 5})) as stub:
         source = token_source({"GCE_METADATA_HOST": stub.host})
