@@ -26,7 +26,16 @@ from urllib.parse import quote, urlsplit
 
 from fusion_client.store.endpoints import Endpoint, RetryPolicy
 from fusion_client.store.errors import StoreError
-from fusion_client.store.http import HttpTransport, Request, read_pinned, read_range
+from fusion_client.store.http import (
+    HttpTransport,
+    Request,
+    drain,
+    etag_header,
+    etag_of,
+    header_object_info,
+    read_pinned,
+    read_range,
+)
 from fusion_client.store.model import (
     Body,
     ListPage,
@@ -84,11 +93,11 @@ class AzureBlobClient:
     def head_bucket(self, bucket: str) -> None:
         request = Request("GetContainerProperties", "GET", f"/{_q(bucket)}", f"az://{bucket}")
         request.query.append(("restype", "container"))
-        self.transport.perform(request, _drain)
+        self.transport.perform(request, drain)
 
     def head_object(self, bucket: str, key: str) -> ObjectInfo:
         request = Request("GetBlobProperties", "HEAD", _path(bucket, key), _url(bucket, key))
-        return self.transport.perform(request, lambda r: _object_info(key, r))
+        return self.transport.perform(request, lambda r: header_object_info(key, r, "x-ms-meta-"))
 
     def get_range_into(
         self, bucket: str, key: str, offset: int, buf: memoryview, *, if_match: str | None
@@ -99,7 +108,7 @@ class AzureBlobClient:
             if etag:
                 request.headers["If-Match"] = f'"{etag}"'
             request.ok = (200, 206, 416)
-            return self.transport.perform(request, lambda r: read_range(r, dest, start, _etag_of))
+            return self.transport.perform(request, lambda r: read_range(r, dest, start, etag_of))
 
         return read_pinned(buf, offset, if_match, fetch, self.stats, "GetBlob")
 
@@ -130,7 +139,7 @@ class AzureBlobClient:
         request.headers.update(_metadata_headers(metadata))
         request.headers["x-ms-blob-type"] = "BlockBlob"
         request.ok = (201,)
-        return self.transport.perform(request, _etag_header)
+        return self.transport.perform(request, etag_header)
 
     def create_multipart_upload(
         self, bucket: str, key: str, *, metadata: Mapping[str, str] | None = None
@@ -147,7 +156,7 @@ class AzureBlobClient:
         request = Request("PutBlock", "PUT", _path(bucket, key), _url(bucket, key), body=body)
         request.query += [("blockid", _q(block_id)), ("comp", "block")]
         request.ok = (201,)
-        self.transport.perform(request, _drain)
+        self.transport.perform(request, drain)
         return block_id
 
     def complete_multipart_upload(
@@ -162,7 +171,7 @@ class AzureBlobClient:
         request.headers.update(_metadata_headers(metadata))
         request.headers["Content-Type"] = "application/xml"
         request.ok = (201,)
-        etag = self.transport.perform(request, _etag_header)
+        etag = self.transport.perform(request, etag_header)
         with self._lock:
             self._uploads.pop(upload_id, None)
         return etag
@@ -179,7 +188,7 @@ class AzureBlobClient:
         request.headers["x-ms-copy-source"] = source
         request.ok = (202,)
         status, etag = self.transport.perform(
-            request, lambda r: (r.read(), r.getheader("x-ms-copy-status", ""), _etag_of(r))[1:]
+            request, lambda r: (r.read(), r.getheader("x-ms-copy-status", ""), etag_of(r))[1:]
         )
         while status == "pending":
             time.sleep(COPY_POLL_SECONDS)
@@ -187,7 +196,7 @@ class AzureBlobClient:
                 "GetBlobProperties", "HEAD", _path(dst_bucket, dst_key), _url(dst_bucket, dst_key)
             )
             status, etag = self.transport.perform(
-                probe, lambda r: (r.read(), r.getheader("x-ms-copy-status", ""), _etag_of(r))[1:]
+                probe, lambda r: (r.read(), r.getheader("x-ms-copy-status", ""), etag_of(r))[1:]
             )
         if status != "success":
             raise AzureError(
@@ -199,7 +208,7 @@ class AzureBlobClient:
         request = Request("DeleteBlob", "DELETE", _path(bucket, key), _url(bucket, key))
         request.ok = (202,)
         with contextlib.suppress(AzureNotFound):  # already gone: delete is idempotent
-            self.transport.perform(request, _drain)
+            self.transport.perform(request, drain)
 
     def delete_objects(self, bucket: str, keys: Sequence[str]) -> None:
         for key in keys:
@@ -258,36 +267,6 @@ def _url(bucket: str, key: str) -> str:
 
 def _metadata_headers(metadata: Mapping[str, str] | None) -> dict[str, str]:
     return {f"x-ms-meta-{name.lower()}": str(value) for name, value in (metadata or {}).items()}
-
-
-def _drain(resp: http.client.HTTPResponse) -> None:
-    resp.read()
-
-
-def _etag_of(resp: http.client.HTTPResponse) -> str:
-    return strip_etag(resp.getheader("ETag", ""))
-
-
-def _etag_header(resp: http.client.HTTPResponse) -> str:
-    resp.read()
-    return _etag_of(resp)
-
-
-def _object_info(key: str, resp: http.client.HTTPResponse) -> ObjectInfo:
-    resp.read()
-    metadata = {
-        name.lower()[len("x-ms-meta-") :]: value
-        for name, value in resp.getheaders()
-        if name.lower().startswith("x-ms-meta-")
-    }
-    modified = resp.getheader("Last-Modified")
-    return ObjectInfo(
-        key=key,
-        size=int(resp.getheader("Content-Length", "0")),
-        etag=_etag_of(resp),
-        last_modified_ns=http_date_ns(modified) if modified else 0,
-        metadata=metadata,
-    )
 
 
 def _list_page(body: bytes) -> ListPage:

@@ -33,10 +33,15 @@ from urllib.parse import quote
 from fusion_client.log import get_logger
 from fusion_client.store.http import (
     TRANSPORT_ERRORS,
-    ShortBody,
+    StaleConnection,
     body_length,
+    drain,
+    etag_header,
+    etag_of,
+    exchange,
+    header_object_info,
+    read_pinned,
     read_range,
-    send_body,
 )
 from fusion_client.store.model import (
     Body,
@@ -118,10 +123,6 @@ class _Call:
         return f"s3://{self.bucket}/{self.key}" if self.key is not None else f"s3://{self.bucket}"
 
 
-class _StaleConnection(Exception):
-    """A reused keep-alive connection failed before any response: resend at once."""
-
-
 class _Resign(Exception):
     """Sign the request again: S3 named the bucket's real region or its own clock time."""
 
@@ -160,11 +161,12 @@ class S3Client:
     # -- reads ----------------------------------------------------------------------------
 
     def head_bucket(self, bucket: str) -> None:
-        self._perform(_Call("HeadBucket", "HEAD", bucket, missing=NoSuchBucket), _drain)
+        self._perform(_Call("HeadBucket", "HEAD", bucket, missing=NoSuchBucket), drain)
 
     def head_object(self, bucket: str, key: str) -> ObjectInfo:
         return self._perform(
-            _Call("HeadObject", "HEAD", bucket, key), lambda resp: _object_info(key, resp)
+            _Call("HeadObject", "HEAD", bucket, key),
+            lambda resp: header_object_info(key, resp, "x-amz-meta-"),
         )
 
     def get_range_into(
@@ -174,36 +176,15 @@ class S3Client:
         how many arrived (fewer only at the end of the object). With `if_match` every request
         carries If-Match (PreconditionFailed when the object changed); without it, the ETag of
         the first response pins any resumed request, so one call never mixes versions."""
-        view = memoryview(buf)
-        if view.format != "B" or view.ndim != 1:
-            view = view.cast("B")
-        want = len(view)
-        done = 0
-        etag = if_match
-        while done < want:
-            start = offset + done
-            headers = {"Range": f"bytes={start}-{offset + want - 1}"}
+
+        def fetch(start: int, dest: memoryview, etag: str | None) -> tuple[int, str]:
+            headers = {"Range": f"bytes={start}-{start + len(dest) - 1}"}
             if etag:
                 headers["If-Match"] = f'"{strip_etag(etag)}"'
             call = _Call("GetObject", "GET", bucket, key, headers=headers, ok=(200, 206, 416))
-            dest = view[done:]
-            try:
-                count, seen = self._perform(
-                    call, lambda r, d=dest, s=start: read_range(r, d, s, _etag_of)
-                )
-            except ShortBody as short:
-                log.debug("GET %s: body cut after %d bytes, resuming", call.resource, short.count)
-                done += short.count
-                self.stats.add(received=short.count)
-                etag = etag or short.version or None
-                self.stats.retried("GetObject")
-                continue
-            done += count
-            self.stats.add(received=count)
-            if count < len(dest):
-                break  # end of object
-            etag = etag or seen or None
-        return done
+            return self._perform(call, lambda r: read_range(r, dest, start, etag_of))
+
+        return read_pinned(buf, offset, if_match, fetch, self.stats, "GetObject")
 
     def list_page(
         self,
@@ -239,7 +220,7 @@ class S3Client:
         """Store the whole object in one request; returns its ETag."""
         headers = self._new_object_headers(key, metadata)
         call = _Call("PutObject", "PUT", bucket, key, headers=headers, body=body)
-        return self._perform(call, _etag_header)
+        return self._perform(call, etag_header)
 
     def create_multipart_upload(
         self, bucket: str, key: str, *, metadata: Mapping[str, str] | None = None
@@ -255,7 +236,7 @@ class S3Client:
     ) -> str:
         query = [("partNumber", str(part_number)), ("uploadId", upload_id)]
         call = _Call("UploadPart", "PUT", bucket, key, query=query, body=body)
-        return self._perform(call, _etag_header)
+        return self._perform(call, etag_header)
 
     def complete_multipart_upload(
         self, bucket: str, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
@@ -293,7 +274,7 @@ class S3Client:
         )
         # NoSuchUpload: already completed, aborted or expired, so nothing is left to clean up.
         with contextlib.suppress(NoSuchUpload):
-            self._perform(call, _drain)
+            self._perform(call, drain)
 
     def copy_object(
         self,
@@ -329,7 +310,7 @@ class S3Client:
         call = _Call("DeleteObject", "DELETE", bucket, key, ok=(200, 204))
         # S3 itself answers 204 for missing keys; some clones say 404.
         with contextlib.suppress(NoSuchKey):
-            self._perform(call, _drain)
+            self._perform(call, drain)
 
     def delete_objects(self, bucket: str, keys: Sequence[str]) -> None:
         """Delete many keys (1000 per request); raises S3Error naming keys S3 refused."""
@@ -411,7 +392,7 @@ class S3Client:
         while True:
             try:
                 return self._attempt(call, read)
-            except _StaleConnection:
+            except StaleConnection:
                 if fresh_resend:
                     fresh_resend = False
                     continue
@@ -459,38 +440,15 @@ class S3Client:
         headers = {"Host": target.host_header, **call.headers}
         if self.config.requester_pays:
             headers["x-amz-request-payer"] = "requester"
-        length = body_length(call.body)
         if call.body is not None or call.method in ("PUT", "POST"):
-            headers["Content-Length"] = str(length)
+            headers["Content-Length"] = str(body_length(call.body))
         self._sign(call, target, query, headers, region)
 
+        def error_from(resp: http.client.HTTPResponse, body: bytes) -> S3Error:
+            return self._error_from(resp, body, call, region)
+
         pool = self._pools.pool(target.endpoint)
-        conn, reused = pool.acquire()
-        reusable = False
-        responded = False
-        try:
-            conn.putrequest(call.method, url, skip_host=True, skip_accept_encoding=True)
-            for name, value in headers.items():
-                conn.putheader(name, value)
-            send_body(conn, call.body)
-            resp = conn.getresponse()
-            responded = True
-            self.stats.add(requests=1, sent=length)
-            error: S3Error | None = None
-            if resp.status in call.ok:
-                result = read(resp)
-            else:
-                error = self._error_from(resp, call, region)
-            reusable = resp.isclosed() and not resp.will_close
-            if error is not None:
-                raise error
-            return result
-        except TRANSPORT_ERRORS as exc:
-            if reused and not responded:
-                raise _StaleConnection() from exc
-            raise
-        finally:
-            pool.release(conn, reusable=reusable)
+        return exchange(pool, call, url, headers, read, error_from, self.stats)
 
     def _sign(
         self, call: _Call, target: Target, query: str, headers: dict[str, str], region: str
@@ -518,11 +476,9 @@ class S3Client:
             amz_date=amz_date,
         )
 
-    def _error_from(self, resp: http.client.HTTPResponse, call: _Call, region: str) -> S3Error:
-        body = resp.read(65536)
-        if not resp.isclosed():
-            resp.read(1)  # a huge error body: give up on this connection rather than read it
-        self.stats.add(received=len(body))
+    def _error_from(
+        self, resp: http.client.HTTPResponse, body: bytes, call: _Call, region: str
+    ) -> S3Error:
         new_region = resp.getheader("x-amz-bucket-region")
         if new_region and new_region != region and resp.status in (301, 307, 400):
             log.info("bucket %s is in region %s, re-signing for it", call.bucket, new_region)
@@ -576,33 +532,3 @@ def _payload_hash(body: Body | None, signed: bool) -> str:
     if signed or len(body) <= 1 << 20:
         return hashlib.sha256(body).hexdigest()
     return UNSIGNED_PAYLOAD
-
-
-def _drain(resp: http.client.HTTPResponse) -> None:
-    resp.read()
-
-
-def _etag_of(resp: http.client.HTTPResponse) -> str:
-    return strip_etag(resp.getheader("ETag", ""))
-
-
-def _etag_header(resp: http.client.HTTPResponse) -> str:
-    resp.read()
-    return strip_etag(resp.getheader("ETag", ""))
-
-
-def _object_info(key: str, resp: http.client.HTTPResponse) -> ObjectInfo:
-    resp.read()
-    metadata = {
-        name.lower()[len("x-amz-meta-") :]: value
-        for name, value in resp.getheaders()
-        if name.lower().startswith("x-amz-meta-")
-    }
-    modified = resp.getheader("Last-Modified")
-    return ObjectInfo(
-        key=key,
-        size=int(resp.getheader("Content-Length", "0")),
-        etag=strip_etag(resp.getheader("ETag", "")),
-        last_modified_ns=http_date_ns(modified) if modified else 0,
-        metadata=metadata,
-    )

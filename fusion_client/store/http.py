@@ -1,10 +1,12 @@
 """HTTP pieces every store's transport shares: sending bodies (bytes or file ranges), reading
-ranged GET bodies straight into the caller's buffer, and a retrying request loop for the JSON/
-XML stores (GCS, Azure) over the keep-alive pools of pool.py. Authentication and error parsing
-stay with each store; this module only moves bytes and decides when to try again."""
+ranged GET bodies straight into the caller's buffer, one request/response exchange on the
+keep-alive pools of pool.py, and a retrying request loop around it for the JSON/XML stores (GCS,
+Azure; S3 keeps its own loop for re-signing). Authentication and error parsing stay with each
+store; this module only moves bytes and decides when to try again."""
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import re
@@ -12,15 +14,15 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from fusion_client.log import get_logger
 
 from .endpoints import Endpoint, RetryPolicy
 from .errors import StoreError, StoreUnavailable, Throttled
-from .model import Body, FileRange, StoreStats
-from .pool import PoolManager
+from .model import Body, FileRange, ObjectInfo, StoreStats, http_date_ns, strip_etag
+from .pool import ConnectionPool, PoolManager
 
 log = get_logger("store")
 
@@ -214,7 +216,7 @@ class HttpTransport:
         while True:
             try:
                 return self._attempt(request, read)
-            except _StaleConnection:
+            except StaleConnection:
                 if fresh_resend:
                     fresh_resend = False
                     continue
@@ -242,42 +244,65 @@ class HttpTransport:
 
     def _attempt(self, request: Request, read: Callable[[http.client.HTTPResponse], T]) -> T:
         headers = {"Host": self.endpoint.host_header, **request.headers}
-        length = body_length(request.body)
         if request.body is not None or request.method in ("PUT", "POST"):
-            headers["Content-Length"] = str(length)
+            headers["Content-Length"] = str(body_length(request.body))
         query = "&".join(f"{name}={value}" for name, value in request.query)
         query = self._authorize(request, query, headers)
         url = self.endpoint.base_path + request.path + ("?" + query if query else "")
         pool = self._pools.pool(self.endpoint)
-        conn, reused = pool.acquire()
-        reusable = responded = False
-        try:
-            conn.putrequest(request.method, url, skip_host=True, skip_accept_encoding=True)
-            for name, value in headers.items():
-                conn.putheader(name, value)
-            send_body(conn, request.body)
-            resp = conn.getresponse()
-            responded = True
-            self.stats.add(requests=1, sent=length)
-            error: StoreError | None = None
-            if resp.status in request.ok:
-                result = read(resp)
-            else:
-                body = resp.read(65536)
-                if not resp.isclosed():
-                    resp.read(1)  # a huge error body: give up on this connection
-                self.stats.add(received=len(body))
-                error = self._error_from(request, resp, body)
-            reusable = resp.isclosed() and not resp.will_close
-            if error is not None:
-                raise error
-            return result
-        except TRANSPORT_ERRORS as exc:
-            if reused and not responded:
-                raise _StaleConnection() from exc
-            raise
-        finally:
-            pool.release(conn, reusable=reusable)
+        error_from = functools.partial(self._error_from, request)
+        return exchange(pool, request, url, headers, read, error_from, self.stats)
+
+
+class Outgoing(Protocol):
+    """What exchange() needs of a store's request record (Request here, S3's own _Call)."""
+
+    method: str
+    body: Body | None
+    ok: tuple[int, ...]
+
+
+def exchange(
+    pool: ConnectionPool,
+    request: Outgoing,
+    url: str,
+    headers: dict[str, str],
+    read: Callable[[http.client.HTTPResponse], T],
+    error_from: Callable[[http.client.HTTPResponse, bytes], StoreError],
+    stats: StoreStats,
+) -> T:
+    """Send `request` once on a pooled connection, `headers` complete (signed): return
+    `read(response)` when its status is in `request.ok`, else raise `error_from(response, up
+    to 64 KiB of its body)`. StaleConnection: a reused connection failed before any answer."""
+    conn, reused = pool.acquire()
+    reusable = responded = False
+    try:
+        conn.putrequest(request.method, url, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        send_body(conn, request.body)
+        resp = conn.getresponse()
+        responded = True
+        stats.add(requests=1, sent=body_length(request.body))
+        error: StoreError | None = None
+        if resp.status in request.ok:
+            result = read(resp)
+        else:
+            data = resp.read(65536)
+            if not resp.isclosed():
+                resp.read(1)  # a huge error body: give up on this connection
+            stats.add(received=len(data))
+            error = error_from(resp, data)
+        reusable = resp.isclosed() and not resp.will_close
+        if error is not None:
+            raise error
+        return result
+    except TRANSPORT_ERRORS as exc:
+        if reused and not responded:
+            raise StaleConnection() from exc
+        raise
+    finally:
+        pool.release(conn, reusable=reusable)
 
 
 def fetch_json(
@@ -317,5 +342,37 @@ def is_retriable(error: StoreError) -> bool:
     )
 
 
-class _StaleConnection(Exception):
+class StaleConnection(Exception):
     """A reused keep-alive connection failed before any response: resend at once."""
+
+
+def drain(resp: http.client.HTTPResponse) -> None:
+    resp.read()
+
+
+def etag_of(resp: http.client.HTTPResponse) -> str:
+    return strip_etag(resp.getheader("ETag", ""))
+
+
+def etag_header(resp: http.client.HTTPResponse) -> str:
+    resp.read()
+    return etag_of(resp)
+
+
+def header_object_info(key: str, resp: http.client.HTTPResponse, meta_prefix: str) -> ObjectInfo:
+    """An object's info from a HEAD answer's headers (S3, Azure): user metadata is every
+    header starting with `meta_prefix` (e.g. "x-amz-meta-"), without it."""
+    resp.read()
+    metadata = {
+        name.lower()[len(meta_prefix) :]: value
+        for name, value in resp.getheaders()
+        if name.lower().startswith(meta_prefix)
+    }
+    modified = resp.getheader("Last-Modified")
+    return ObjectInfo(
+        key=key,
+        size=int(resp.getheader("Content-Length", "0")),
+        etag=etag_of(resp),
+        last_modified_ns=http_date_ns(modified) if modified else 0,
+        metadata=metadata,
+    )
